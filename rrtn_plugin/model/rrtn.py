@@ -1,0 +1,312 @@
+"""The RRTN network: flow, noise mask, second-order bidirectional propagation, reconstruction.
+
+Tensor API (all frames in RRTN's encoding: display-referred luminance mapped to [-1, 1]):
+
+- ``model(lq)``: (N, T, C, H, W) → restored (N, T, C, H, W), the reference forward.
+- ``model.compute_flow(lq)``: the reference's flows, each (N, T, 2, H, W), boundary pairs included.
+- ``model.noise_mask(lq, flows_forward, flows_backward)``: (N, T, 1, H, W).
+- ``model.restore(lq, noise_mask=…, flows_forward=…, flows_backward=…)``: the network after flow
+  and mask, given adjacent-pair flows (N, T−1, 2, H, W); the clip engine calls this with flows it
+  computed once per pair and masks built from each frame's true neighbours.
+
+``build_rrtn(config)`` builds the network from hyper-parameters; checkpoints are read by
+:mod:`rrtn_plugin.model.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
+from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
+from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_raft, estimate_flow
+from rrtn_plugin.model.swin import SwinBackbone
+from rrtn_plugin.model.warp import flow_warp
+
+BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
+"""Propagation branches in the order they run; each sees the outputs of those before it."""
+
+
+@dataclass(frozen=True)
+class RRTNConfig:
+    """Hyper-parameters of an RRTN network; the defaults are the released checkpoints'."""
+
+    in_channels: int = 1
+    num_feat: int = 16
+    extract_blocks: int = 5
+    reconstruct_blocks: int = 5
+    embed_dim: int = 64
+    depths: tuple[int, ...] = (2, 2, 2)
+    num_heads: int = 4
+    window_size: int = 8
+    mlp_hidden: int = 128
+    deform_groups: int = 16
+    max_residue_magnitude: float = 10.0
+    flow_updates: int = 24
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this (the Swin windows at half resolution)."""
+        return 2 * self.window_size
+
+
+def residual_indicator(current: torch.Tensor, warped_next: torch.Tensor,
+                       warped_previous: torch.Tensor) -> torch.Tensor:
+    """RRTN's noise mask: the geometric mean of the two motion-compensated residuals.
+
+    Damage (dust, scratches) appears in one frame only, so it leaves a residual against both
+    neighbours; a residual against one neighbour alone is more likely occlusion.
+
+    Shapes: (B, C, H, W) each → (B, 1, H, W), computed on channel 0.
+    """
+    return torch.sqrt((warped_next[:, :1] - current[:, :1]).abs()
+                      * (warped_previous[:, :1] - current[:, :1]).abs())
+
+
+class RRTN(nn.Module):
+    """Recursive Recurrent Transformer Network for old-film restoration (WACV 2024).
+
+    Args:
+        flow_net: torchvision RAFT-large.
+        feat_extract: (N, C+1, H, W) frame and noise mask → (N, F, H, W) spatial features.
+        deform_align: one :class:`SecondOrderDeformableAlignment` per branch in ``BRANCHES``.
+        backbone: one :class:`SwinBackbone` per branch; branch i takes (2 + i)·F channels.
+        reconstruction: (N, 5F, H, W) → (N, F, H, W).
+        upsample1, upsample2: F → F convs (pixel shuffle ×1) of the output head.
+        conv_hr: F → F conv; conv_last: F → C conv, added to the input frame.
+        config: the hyper-parameters the parts were built with.
+    """
+
+    def __init__(self, *, flow_net: nn.Module, feat_extract: nn.Module,
+                 deform_align: nn.ModuleDict, backbone: nn.ModuleDict, reconstruction: nn.Module,
+                 upsample1: nn.Module, upsample2: nn.Module, conv_hr: nn.Module,
+                 conv_last: nn.Module, config: RRTNConfig) -> None:
+        super().__init__()
+        for parts, name in ((deform_align, "deform_align"), (backbone, "backbone")):
+            if tuple(parts.keys()) != BRANCHES:
+                raise ValueError(f"{name} must have the branches {BRANCHES}, got {tuple(parts)}")
+        self.config = config
+        self.flow_net = flow_net
+        self.feat_extract = feat_extract
+        self.deform_align = deform_align
+        self.backbone = backbone
+        self.reconstruction = reconstruction
+        self.upsample1 = upsample1
+        self.upsample2 = upsample2
+        self.conv_hr = conv_hr
+        self.conv_last = conv_last
+        self.lrelu = nn.LeakyReLU(0.1)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def check_input(self, lq: torch.Tensor, *, min_frames: int = 3) -> None:
+        """Raise ValueError unless ``lq`` is (N, T, C, H, W) with sizes this network can take."""
+        if lq.ndim != 5:
+            raise ValueError(f"expected lq of shape (N, T, C, H, W), got {tuple(lq.shape)}")
+        _, t, c, h, w = lq.shape
+        m = self.config.size_multiple
+        if c != self.config.in_channels:
+            raise ValueError(f"this network takes {self.config.in_channels} channel(s), got {c}")
+        if h % m or w % m or min(h, w) < RAFT_MIN_SIDE:
+            raise ValueError(f"H and W must be multiples of {m} and at least {RAFT_MIN_SIDE}, "
+                             f"got {h}x{w}; pad the frames (the clip engine does)")
+        if t < min_frames:
+            raise ValueError(f"need at least {min_frames} frames, got {t}")
+
+    # -- flow and mask -----------------------------------------------------------------------
+
+    def estimate_flow(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) × 2 → (B, 2, H, W): flow on image1's grid that warps image2 onto it."""
+        return estimate_flow(self.flow_net, image1, image2, num_updates=self.config.flow_updates)
+
+    def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference's flows for a clip.
+
+        Args:
+            lq: (N, T, C, H, W), T ≥ 3.
+
+        Returns:
+            ``flows_forward`` and ``flows_backward``, each (N, T, 2, H, W):
+            ``flows_forward[:, i]`` = flow(i+1 → i) for i < T−1 and flow(0 → 2) at T−1;
+            ``flows_backward[:, i]`` = flow(i → i+1) for i < T−1 and flow(T−1 → T−3) at T−1,
+            where flow(a → b) lives on a's grid and warps b onto a. The boundary entries only
+            feed the noise mask.
+        """
+        self.check_input(lq)
+        n, t, c, h, w = lq.shape
+        later = torch.cat([lq[:, 1:], lq[:, :1]], dim=1).reshape(-1, c, h, w)
+        earlier_f = torch.cat([lq[:, :-1], lq[:, 2:3]], dim=1).reshape(-1, c, h, w)
+        flows_forward = self.estimate_flow(later, earlier_f).view(n, t, 2, h, w)
+        earlier = torch.cat([lq[:, :-1], lq[:, -1:]], dim=1).reshape(-1, c, h, w)
+        later_b = torch.cat([lq[:, 1:], lq[:, -3:-2]], dim=1).reshape(-1, c, h, w)
+        flows_backward = self.estimate_flow(earlier, later_b).view(n, t, 2, h, w)
+        return flows_forward, flows_backward
+
+    def noise_mask(self, lq: torch.Tensor, flows_forward: torch.Tensor,
+                   flows_backward: torch.Tensor) -> torch.Tensor:
+        """The reference's noise mask, (N, T, 1, H, W), from :meth:`compute_flow`'s flows.
+
+        Frame i is compared with frame i+1 warped by ``flows_backward[:, i]`` and with frame i−1
+        warped by ``flows_forward[:, i−1]``; at the clip ends the missing neighbour is replaced
+        as the reference does (frame T−3 for the last frame, frame 2 for the first).
+        """
+        self.check_input(lq)
+        n, t, c, h, w = lq.shape
+        if flows_forward.shape != (n, t, 2, h, w) or flows_backward.shape != (n, t, 2, h, w):
+            raise ValueError(f"flows must be {(n, t, 2, h, w)}, got {tuple(flows_forward.shape)} "
+                             f"and {tuple(flows_backward.shape)}")
+        nexts = torch.cat([lq[:, 1:], lq[:, -3:-2]], dim=1)
+        previous = torch.cat([lq[:, 2:3], lq[:, :-1]], dim=1)
+        previous_flows = torch.cat([flows_forward[:, -1:], flows_forward[:, :-1]], dim=1)
+        flat = (-1, c, h, w)
+        mask = residual_indicator(
+            lq.reshape(flat),
+            flow_warp(nexts.reshape(flat), flows_backward.reshape(-1, 2, h, w)),
+            flow_warp(previous.reshape(flat), previous_flows.reshape(-1, 2, h, w)),
+        )
+        return mask.view(n, t, 1, h, w)
+
+    # -- the network after flow --------------------------------------------------------------
+
+    def restore(self, lq: torch.Tensor, *, noise_mask: torch.Tensor, flows_forward: torch.Tensor,
+                flows_backward: torch.Tensor,
+                on_step: Callable[[], None] | None = None) -> torch.Tensor:
+        """Propagate and reconstruct with given flows and mask.
+
+        Args:
+            lq: (N, T, C, H, W), T ≥ 1.
+            noise_mask: (N, T, 1, H, W).
+            flows_forward: (N, T−1, 2, H, W), ``[:, i]`` = flow(i+1 → i).
+            flows_backward: (N, T−1, 2, H, W), ``[:, i]`` = flow(i → i+1).
+            on_step: called after each frame of each branch and of the reconstruction (progress,
+                cancellation: an exception raised there stops the computation).
+
+        Returns:
+            (N, T, C, H, W) restored frames (not clamped).
+        """
+        self.check_input(lq, min_frames=1)
+        n, t, _, h, w = lq.shape
+        if noise_mask.shape != (n, t, 1, h, w):
+            raise ValueError(f"noise_mask must be {(n, t, 1, h, w)}, got {tuple(noise_mask.shape)}")
+        for name, flows in (("flows_forward", flows_forward), ("flows_backward", flows_backward)):
+            if flows.shape != (n, t - 1, 2, h, w):
+                raise ValueError(f"{name} must be {(n, t - 1, 2, h, w)}, got {tuple(flows.shape)}")
+        step = on_step or _no_op
+        spatial = [self.feat_extract(torch.cat([lq[:, i], noise_mask[:, i]], dim=1))
+                   for i in range(t)]
+        branches: dict[str, list[torch.Tensor]] = {}
+        for name in BRANCHES:
+            flows = flows_backward if name.startswith("backward") else flows_forward
+            branches[name] = self._propagate(name, spatial, branches, flows, step)
+        outputs = []
+        for i in range(t):
+            outputs.append(self._reconstruct(lq[:, i], spatial[i],
+                                             [branches[b][i] for b in BRANCHES]))
+            step()
+        return torch.stack(outputs, dim=1)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """(N, T, C, H, W) in [-1, 1] → restored (N, T, C, H, W), as the reference computes it."""
+        flows_forward, flows_backward = self.compute_flow(lq)
+        mask = self.noise_mask(lq, flows_forward, flows_backward)
+        return self.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
+                            flows_backward=flows_backward[:, :-1])
+
+    def _propagate(self, name: str, spatial: list[torch.Tensor],
+                   earlier: dict[str, list[torch.Tensor]], flows: torch.Tensor,
+                   step: Callable[[], None]) -> list[torch.Tensor]:
+        """Run one propagation branch; returns its (N, F, H, W) output per frame, in frame order.
+
+        Backward branches visit frames T−1 … 0, forward branches 0 … T−1. Each step aligns the
+        propagated features of the one or two previously visited frames to the current frame,
+        then adds the backbone's residual computed from the current spatial features, the
+        earlier branches' outputs at this frame and the aligned features.
+        """
+        t = len(spatial)
+        backward = name.startswith("backward")
+        order = range(t - 1, -1, -1) if backward else range(t)
+        align, backbone = self.deform_align[name], self.backbone[name]
+        feat_prop = spatial[0].new_zeros(spatial[0].shape)
+        visited: list[torch.Tensor] = []
+        for visit, idx in enumerate(order):
+            current = spatial[idx]
+            if visit > 0:
+                # flows[:, j] is on frame j+1's grid (forward) or frame j's grid (backward).
+                flow_n1 = flows[:, idx] if backward else flows[:, idx - 1]
+                cond_n1 = flow_warp(feat_prop, flow_n1)
+                if visit > 1:
+                    feat_n2 = visited[-2]
+                    flow_prev = flows[:, idx + 1] if backward else flows[:, idx - 2]
+                    flow_n2 = flow_n1 + flow_warp(flow_prev, flow_n1)
+                    cond_n2 = flow_warp(feat_n2, flow_n2)
+                else:
+                    feat_n2 = torch.zeros_like(feat_prop)
+                    flow_n2 = torch.zeros_like(flow_n1)
+                    cond_n2 = torch.zeros_like(cond_n1)
+                feat_prop = align(torch.cat([feat_prop, feat_n2], dim=1),
+                                  torch.cat([cond_n1, current, cond_n2], dim=1), flow_n1, flow_n2)
+            inputs = [current, *(earlier[b][idx] for b in earlier), feat_prop]
+            feat_prop = feat_prop + backbone(torch.cat(inputs, dim=1))
+            visited.append(feat_prop)
+            step()
+        return visited[::-1] if backward else visited
+
+    def _reconstruct(self, lq: torch.Tensor, spatial: torch.Tensor,
+                     branch_feats: list[torch.Tensor]) -> torch.Tensor:
+        """(N, C, H, W) frame and its 5 feature maps → (N, C, H, W) restored frame."""
+        x = self.reconstruction(torch.cat([spatial, *branch_feats], dim=1))
+        x = self.lrelu(self.upsample1(x))
+        x = self.lrelu(self.upsample2(x))
+        x = self.lrelu(self.conv_hr(x))
+        return self.conv_last(x) + lq
+
+
+def _no_op() -> None:
+    pass
+
+
+def build_rrtn(config: RRTNConfig | None = None) -> RRTN:
+    """A freshly initialised RRTN (in eval mode) with the given hyper-parameters."""
+    cfg = config or RRTNConfig()
+    f = cfg.num_feat
+    if cfg.embed_dim // 4 != f:
+        raise ValueError(f"embed_dim // 4 ({cfg.embed_dim // 4}) must equal num_feat ({f})")
+    model = RRTN(
+        flow_net=build_raft(),
+        feat_extract=ConvResBlock(cfg.in_channels + 1, f, cfg.extract_blocks),
+        deform_align=nn.ModuleDict({
+            name: SecondOrderDeformableAlignment(
+                f, deform_groups=cfg.deform_groups,
+                max_residue_magnitude=cfg.max_residue_magnitude)
+            for name in BRANCHES
+        }),
+        backbone=nn.ModuleDict({
+            name: SwinBackbone(in_channels=(2 + i) * f, embed_dim=cfg.embed_dim,
+                               depths=cfg.depths, num_heads=cfg.num_heads,
+                               window_size=cfg.window_size, mlp_hidden=cfg.mlp_hidden)
+            for i, name in enumerate(BRANCHES)
+        }),
+        reconstruction=ConvResBlock(5 * f, f, cfg.reconstruct_blocks),
+        upsample1=ConvPixelShuffle(f, f),
+        upsample2=ConvPixelShuffle(f, f),
+        conv_hr=nn.Conv2d(f, f, 3, 1, 1),
+        conv_last=nn.Conv2d(f, cfg.in_channels, 3, 1, 1),
+        config=cfg,
+    )
+    return model.eval()
+
+
+def build_identity_rrtn(config: RRTNConfig | None = None) -> RRTN:
+    """An RRTN whose output equals its input exactly (its last conv is zero).
+
+    Flow and noise mask are still computed (by an untrained RAFT), so every stage runs: for
+    testing the plumbing around the network, and for running without trained weights.
+    """
+    model = build_rrtn(config)
+    nn.init.zeros_(model.conv_last.weight)
+    nn.init.zeros_(model.conv_last.bias)
+    return model

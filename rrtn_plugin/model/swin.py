@@ -1,0 +1,258 @@
+"""The Swin transformer backbone of each RRTN propagation branch.
+
+A SwinIR-style block run at half resolution: shallow convs bring the branch input to an
+``embed_dim`` map at H/2 × W/2, residual groups of (shifted-)window attention refine it, and a
+nearest-neighbour ×2 upsample brings it back to full resolution and ``embed_dim // 4`` channels.
+Module and parameter names follow the official checkpoints (``backbone.<branch>.…``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """(S², S²) int64 index into the (2S−1)² relative-position bias table, S = ``window_size``.
+
+    Entry (i, j) identifies the displacement of token j relative to token i inside a window, with
+    tokens in row-major order.
+    """
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    ).flatten(1)
+    delta = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
+    return delta[..., 0] * (2 * window_size - 1) + delta[..., 1]
+
+
+def partition_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(B, H, W, C) → (B · H/S · W/S, S², C): non-overlapping S×S windows, row-major."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window_size, window_size, w // window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c)
+
+
+def merge_windows(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`partition_windows`: (B · H/S · W/S, S², C) → (B, H, W, C)."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def shifted_window_mask(h: int, w: int, *, window_size: int, shift: int,
+                        device: torch.device | None = None) -> torch.Tensor:
+    """(nW, S², S²) additive attention mask for windows of a map cyclically shifted by ``shift``.
+
+    After the shift, some windows hold pixels from up to four regions that are not neighbours in
+    the image; attention between tokens of different regions gets −100 (the reference's value),
+    within a region 0.
+    """
+    region = torch.zeros(1, h, w, 1, device=device)
+    bands = (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None))
+    label = 0
+    for rows in bands:
+        for cols in bands:
+            region[:, rows, cols, :] = label
+            label += 1
+    labels = partition_windows(region, window_size).squeeze(-1)
+    differ = labels.unsqueeze(1) != labels.unsqueeze(2)
+    return torch.zeros(differ.shape, device=device).masked_fill(differ, -100.0)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside each window, with a learned relative-position bias.
+
+    Shapes: (B·nW, S², C) → (B·nW, S², C); the optional mask is (nW, S², S²).
+    """
+
+    def __init__(self, dim: int, *, window_size: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.scale = (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1) ** 2, num_heads)
+        )
+        self.register_buffer("relative_position_index", relative_position_index(window_size),
+                             persistent=False)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        bw, n, c = x.shape
+        qkv = self.qkv(x).reshape(bw, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·nW, heads, S², C/heads)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        attn = attn + bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        if mask is not None:
+            num_windows = mask.shape[0]
+            attn = attn.view(bw // num_windows, num_windows, self.num_heads, n, n)
+            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(bw, self.num_heads, n, n)
+        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(bw, n, c)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    """Linear → GELU → Linear. Shapes: (…, dim) → (…, dim)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm window attention (cyclically shifted by ``shift`` when > 0) and MLP, both residual.
+
+    Shapes: tokens (B, H·W, C) with ``size`` = (H, W) → (B, H·W, C); H and W must be
+    multiples of ``window_size``.
+    """
+
+    def __init__(self, dim: int, *, num_heads: int, window_size: int, shift: int,
+                 mlp_hidden: int) -> None:
+        super().__init__()
+        if not 0 <= shift < window_size:
+            raise ValueError(f"shift {shift} must be in [0, window_size={window_size})")
+        self.window_size = window_size
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window_size=window_size, num_heads=num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_hidden)
+        self._masks: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+
+    def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor | None:
+        if self.shift == 0:
+            return None
+        key = (h, w, device)
+        if key not in self._masks:
+            self._masks[key] = shifted_window_mask(h, w, window_size=self.window_size,
+                                                   shift=self.shift, device=device)
+        return self._masks[key]
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        h, w = size
+        b, _, c = x.shape
+        y = self.norm1(x).view(b, h, w, c)
+        if self.shift:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        y = self.attn(partition_windows(y, self.window_size), self._mask(h, w, x.device))
+        y = merge_windows(y, self.window_size, h, w)
+        if self.shift:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + y.reshape(b, h * w, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class BlockSequence(nn.Module):
+    """Swin blocks alternating unshifted and half-window-shifted attention."""
+
+    def __init__(self, blocks: list[SwinBlock]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, size)
+        return x
+
+
+class ResidualSwinGroup(nn.Module):
+    """Swin blocks, then a conv3x3 on the map, plus the group's input (SwinIR's RSTB).
+
+    Shapes: tokens (B, H·W, C) → (B, H·W, C).
+    """
+
+    def __init__(self, dim: int, *, depth: int, num_heads: int, window_size: int,
+                 mlp_hidden: int) -> None:
+        super().__init__()
+        self.residual_group = BlockSequence([
+            SwinBlock(dim, num_heads=num_heads, window_size=window_size,
+                      shift=0 if i % 2 == 0 else window_size // 2, mlp_hidden=mlp_hidden)
+            for i in range(depth)
+        ])
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        y = tokens_to_map(self.residual_group(x, size), size)
+        return map_to_tokens(self.conv(y)) + x
+
+
+class PatchNorm(nn.Module):
+    """LayerNorm over channels, applied when a map is flattened to tokens (``patch_embed``)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(map_to_tokens(x))
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) → (B, H·W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def tokens_to_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, H·W, C) → (B, C, H, W)."""
+    b, _, c = x.shape
+    return x.transpose(1, 2).reshape(b, c, size[0], size[1])
+
+
+class SwinBackbone(nn.Module):
+    """One propagation branch's backbone.
+
+    Shapes: (N, in_channels, H, W) → (N, embed_dim // 4, H, W); H and W must be multiples of
+    ``2 · window_size``.
+
+    Args:
+        in_channels: channels of the branch input, (2 + branch index) · num_feat in RRTN.
+        embed_dim: channels at half resolution (64).
+        depths: Swin blocks per residual group ((2, 2, 2)).
+        num_heads: attention heads per block (4).
+        window_size: attention window side in half-resolution pixels (8).
+        mlp_hidden: hidden width of each block's MLP (128).
+    """
+
+    def __init__(self, *, in_channels: int, embed_dim: int, depths: tuple[int, ...],
+                 num_heads: int, window_size: int, mlp_hidden: int) -> None:
+        super().__init__()
+        self.multiple = 2 * window_size
+        half = embed_dim // 2
+        self.conv_first = nn.Conv2d(in_channels, half, 3, 1, 1)
+        self.conv_second = nn.Conv2d(half, embed_dim, 4, 2, 1)
+        self.patch_embed = PatchNorm(embed_dim)
+        self.layers = nn.ModuleList(
+            ResidualSwinGroup(embed_dim, depth=depth, num_heads=num_heads,
+                              window_size=window_size, mlp_hidden=mlp_hidden)
+            for depth in depths
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, embed_dim, 3, 1, 1),
+                                                  nn.LeakyReLU())
+        self.conv_up1 = nn.Conv2d(embed_dim, half, 3, 1, 1)
+        self.conv_last = nn.Conv2d(half, embed_dim // 4, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"backbone input {h}x{w} is not a multiple of {self.multiple}")
+        x1 = F.leaky_relu(self.conv_first(x), 0.2)
+        x = self.conv_second(x1)
+        size = (x.shape[2], x.shape[3])
+        tokens = self.patch_embed(x)
+        for layer in self.layers:
+            tokens = layer(tokens, size)
+        x = self.conv_after_body(tokens_to_map(self.norm(tokens), size)) + x
+        x = self.conv_before_upsample(x)
+        x = F.leaky_relu(self.conv_up1(F.interpolate(x, scale_factor=2, mode="nearest")) + x1, 0.2)
+        return self.conv_last(x)

@@ -1,0 +1,42 @@
+"""Shared fixtures: the reference material in ../shared, small clips and networks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from rrtn_plugin.model import RRTN, RRTNConfig, build_rrtn, load_rrtn
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RRTN_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden" / "rrtn-public"
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not (GOLDEN / "checkpoint.pth").is_file():
+        pytest.skip(f"golden data not found at {GOLDEN} (../shared is absent; set RRTN_SHARED)")
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_model(golden_dir: Path) -> RRTN:
+    """The reference's network with seeded random weights, loaded from the official format."""
+    torch.set_grad_enabled(False)
+    return load_rrtn(golden_dir / "checkpoint.pth")
+
+
+@pytest.fixture(scope="session")
+def small_model() -> RRTN:
+    """A narrow, shallow RRTN with seeded random weights: the same code paths, fast on CPU."""
+    torch.manual_seed(7)
+    config = RRTNConfig(num_feat=8, embed_dim=32, depths=(1, 1), num_heads=2, mlp_hidden=32,
+                        extract_blocks=1, reconstruct_blocks=1, flow_updates=3)
+    model = build_rrtn(config)
+    with torch.no_grad():  # make the untrained residual paths do something measurable
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model

@@ -1,0 +1,51 @@
+"""The rrtn-plugin command: demo, info, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import decode_png
+
+from rrtn_plugin.cli import main
+from rrtn_plugin.model import build_identity_rrtn
+
+
+def test_identity_network_returns_its_input() -> None:
+    lq = torch.rand(1, 3, 1, 128, 128) * 2 - 1
+    assert torch.equal(build_identity_rrtn()(lq), lq)
+
+
+def test_demo_writes_a_before_after_sheet(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--frames", "4", "--size", "70x50",
+                 "--max-passes", "1", "--device", "cpu"]) == 0
+    sheet = decode_png(torch.frombuffer(bytearray((out / "before_after.png").read_bytes()),
+                                        dtype=torch.uint8))
+    assert sheet.shape == (1, 4 * 50 + 3 * 4, 3 * 70 + 2 * 4)  # 4 frames x 3 columns
+    text = capsys.readouterr()
+    assert "passes frames through unchanged" in text.err
+    assert "restored 4 frames of 70x50" in text.out
+    damaged, restored = (float(v) for v in
+                         text.out.split("damaged ")[1].replace(" dB, restored", "")
+                         .split(" dB")[0].split())
+    assert damaged == restored  # the identity network changes nothing
+    assert [p.name for p in out.iterdir()] == ["before_after.png"]
+
+
+def test_info_describes_a_checkpoint(golden_dir: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(golden_dir / "checkpoint.pth")]) == 0
+    text = capsys.readouterr().out
+    assert "7,493,345 parameters" in text
+    assert "depths: (2, 2, 2)" in text
+
+
+def test_errors_are_one_line_with_an_exit_code(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("rrtn-plugin: error: checkpoint not found:")

@@ -1,0 +1,182 @@
+"""The clip engine on clips of awkward sizes and lengths, with real networks on the CPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rrtn_plugin.engine import Progress, RestoreOptions, psnr_8bit, restore_clip
+from rrtn_plugin.engine.flows import ClipFlows, flow_size
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.model import RRTN, build_rrtn
+from rrtn_plugin.samples import panning_clip as moving_clip
+
+ONE_PASS = RestoreOptions(max_passes=1)
+
+
+@pytest.mark.slow
+def test_17_frames_of_200x300_restore_to_their_shape(golden_model: RRTN) -> None:
+    clip = moving_clip(17, 200, 300)
+    result = restore_clip(clip, first=golden_model, options=ONE_PASS)
+    assert result.frames.shape == (17, 200, 300)
+    assert result.noise_mask.shape == (17, 200, 300)
+    assert torch.isfinite(result.frames).all()
+    assert result.flow_pairs == [2 * 16 + 2]
+    # The network changed the frames, and the mask lit up on the one-frame specks.
+    assert (result.frames - clip).abs().mean() > 1e-3
+    assert result.noise_mask.max() > 0.2
+
+
+def test_2_frames_of_130x130_restore_to_their_shape(golden_model: RRTN) -> None:
+    clip = moving_clip(2, 130, 130)
+    result = restore_clip(clip, first=golden_model, options=ONE_PASS)
+    assert result.frames.shape == (2, 130, 130)
+    assert torch.isfinite(result.frames).all()
+    assert result.windows == [(0, 3)]  # extended to 3 frames by temporal reflection
+
+
+def test_one_tiny_frame(small_model: RRTN) -> None:
+    clip = torch.rand(1, 17, 23)
+    result = restore_clip(clip, first=small_model, options=ONE_PASS)
+    assert result.frames.shape == (1, 17, 23)
+    assert torch.isfinite(result.frames).all()
+
+
+@pytest.mark.slow
+def test_windows_change_frames_within_tolerance(golden_model: RRTN) -> None:
+    """Stated tolerance: with 6-frame windows overlapping by 3 (the shortest sensible split)
+    frames differ from a single 12-frame window by at most 0.03 in [0, 1] and on average by
+    less than a tenth of what the network changes. Measured: max 0.016, mean 0.0053 vs 0.066.
+    """
+    clip = moving_clip(12, 128, 160, seed=3)
+    whole = restore_clip(clip, first=golden_model,
+                         options=RestoreOptions(max_passes=1, window=12))
+    split = restore_clip(clip, first=golden_model,
+                         options=RestoreOptions(max_passes=1, window=6, overlap=3))
+    assert split.windows == [(0, 6), (3, 9), (6, 12)]
+    assert split.flow_pairs == whole.flow_pairs == [2 * 11 + 2]  # each pair once
+    diff = (whole.frames - split.frames).abs()
+    change = (whole.frames - clip).abs().mean()
+    assert diff.max() <= 0.03
+    assert diff.flatten(1).mean(dim=1).max() < 0.1 * change
+    assert torch.equal(whole.noise_mask, split.noise_mask)  # masks use true neighbours
+
+
+def test_tiles_are_cross_faded(small_model: RRTN) -> None:
+    """Tiled and whole-frame results differ only near the tile borders, by little."""
+    clip = moving_clip(3, 256, 256, seed=5)
+    whole = restore_clip(clip, first=small_model, options=RestoreOptions(max_passes=1, tile=0))
+    tiled = restore_clip(clip, first=small_model,
+                         options=RestoreOptions(max_passes=1, tile=160, tile_overlap=32))
+    assert whole.tiles == 1
+    assert tiled.tiles == 4
+    diff = (whole.frames - tiled.frames).abs()
+    change = (whole.frames - clip).abs().mean()
+    assert diff.mean() < 0.05 * change
+    assert diff[:, :64, :64].max() < 1e-5  # far from every tile border: identical
+
+
+def test_recursion_runs_second_network_until_psnr_is_reached(small_model: RRTN) -> None:
+    torch.manual_seed(11)
+    second = build_rrtn(small_model.config)
+    with torch.no_grad():
+        for p in second.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    clip = moving_clip(4, 128, 128, seed=1)
+    three = restore_clip(clip, first=small_model, second=second,
+                         options=RestoreOptions(max_passes=3, stop_psnr=200))
+    assert len(three.pass_psnr) == 3
+    # Pass by pass by hand: the first network once, then the second on the clamped output.
+    step = restore_clip(clip, first=small_model, options=ONE_PASS)
+    assert step.pass_psnr[0] == pytest.approx(three.pass_psnr[0])
+    for expected_psnr in three.pass_psnr[1:]:
+        step = restore_clip(step.frames.clamp(0, 1), first=second, options=ONE_PASS)
+        assert step.pass_psnr[0] == pytest.approx(expected_psnr)
+    assert torch.allclose(step.frames, three.frames, atol=1e-6)
+    once = restore_clip(clip, first=small_model, second=second,
+                        options=RestoreOptions(max_passes=3, stop_psnr=0.0))
+    assert len(once.pass_psnr) == 1
+
+
+def test_cancel_stops_at_the_next_step(small_model: RRTN) -> None:
+    calls = 0
+
+    def should_stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 5
+
+    with pytest.raises(RRTNError) as info:
+        restore_clip(moving_clip(6, 128, 128), first=small_model, options=ONE_PASS,
+                     should_stop=should_stop)
+    assert info.value.kind is ErrorKind.CANCELLED
+    assert calls == 6
+
+
+def test_progress_reports_flows_then_frames(small_model: RRTN) -> None:
+    events: list[Progress] = []
+    restore_clip(moving_clip(8, 128, 128), first=small_model,
+                 options=RestoreOptions(max_passes=1, window=4, overlap=2),
+                 progress=events.append)
+    restores = [e.done for e in events if e.stage == "restore"]
+    assert restores == [2, 4, 8]
+    assert all(e.total == 8 for e in events if e.stage == "restore")
+    flows = [e for e in events if e.stage == "flow"]
+    assert flows
+    assert flows[-1].done == flows[-1].total == 16
+
+
+def test_motion_is_the_flow_to_each_neighbour(small_model: RRTN) -> None:
+    clip = moving_clip(4, 128, 128)
+    result = restore_clip(clip, first=small_model,
+                          options=RestoreOptions(max_passes=1, keep_motion=True))
+    assert result.motion_forward is not None
+    assert result.motion_backward is not None
+    lq = clip[:, None] * 2 - 1
+    expected = small_model.estimate_flow(lq[1:2], lq[2:3])[0]
+    assert torch.allclose(result.motion_forward[1], expected, atol=1e-5)
+    assert torch.count_nonzero(result.motion_forward[3]) == 0
+    assert torch.count_nonzero(result.motion_backward[0]) == 0
+
+
+def test_flow_is_estimated_at_capped_resolution_and_scaled_back(small_model: RRTN) -> None:
+    assert flow_size(1088, 1920, 1 << 20) == (768, 1360)
+    assert flow_size(256, 256, None) == (256, 256)
+    frames = moving_clip(3, 256, 384)[:, None] * 2 - 1
+    flows = ClipFlows(small_model, frames, device=torch.device("cpu"), max_pixels=128 * 192,
+                      batch_bytes=1 << 30)
+    assert (flows.flow_height, flows.flow_width) == (128, 192)
+    small = F.interpolate(frames, size=(128, 192), mode="bilinear", antialias=True)
+    low = small_model.estimate_flow(small[0:1], small[1:2])
+    expected = F.interpolate(low, size=(256, 384), mode="bilinear") * 2
+    assert torch.allclose(flows.flow(0, 1), expected[0], atol=1e-5)
+
+
+def test_psnr_8bit() -> None:
+    a = torch.full((2, 4, 4), 100 / 255)
+    assert psnr_8bit(a, a + 1 / 255) == pytest.approx(20 * math.log10(255))
+    assert psnr_8bit(a, a + 0.1 / 255) == math.inf  # equal after rounding to 8 bits
+
+
+def test_bad_clips_and_options_are_named(small_model: RRTN) -> None:
+    clip = torch.rand(4, 128, 128)
+    clip[2, 5, 5] = math.nan
+    with pytest.raises(RRTNError, match=r"frame\(s\) \[2\]"):
+        restore_clip(clip, first=small_model)
+    with pytest.raises(RRTNError, match=r"\(T, H, W\)"):
+        restore_clip(torch.rand(4, 3, 128, 128), first=small_model)
+    with pytest.raises(RRTNError, match="overlap"):
+        restore_clip(torch.rand(4, 128, 128), first=small_model,
+                     options=RestoreOptions(window=10, overlap=10))
+    with pytest.raises(RRTNError, match="tile"):
+        restore_clip(torch.rand(4, 128, 128), first=small_model, options=RestoreOptions(tile=100))
+    if not torch.cuda.is_available():
+        with pytest.raises(RRTNError, match="no usable CUDA"):
+            restore_clip(torch.rand(4, 128, 128), first=small_model,
+                         options=RestoreOptions(device="cuda"))
+        with pytest.raises(RRTNError, match="fp16 needs a CUDA"):
+            restore_clip(torch.rand(4, 128, 128), first=small_model,
+                         options=RestoreOptions(precision="fp16", device="cpu"))

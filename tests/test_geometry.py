@@ -1,0 +1,95 @@
+"""Padding, tiles, windows and the memory rule: the engine's arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rrtn_plugin.engine.geometry import (
+    pad_reflect,
+    padded_size,
+    plan_tiles,
+    reflect_indices,
+    tile_weights,
+)
+from rrtn_plugin.engine.memory import choose_tile, restorer_bytes
+from rrtn_plugin.engine.windows import plan_windows, window_weights
+from rrtn_plugin.errors import ErrorKind, RRTNError
+
+
+def test_reflect_indices_mirror_and_repeat() -> None:
+    assert reflect_indices(3, 8).tolist() == [0, 1, 2, 1, 0, 1, 2, 1]
+    assert reflect_indices(1, 3).tolist() == [0, 0, 0]
+    assert reflect_indices(2, 3).tolist() == [0, 1, 0]
+
+
+def test_padded_size() -> None:
+    assert padded_size(200, multiple=16, minimum=128) == 208
+    assert padded_size(130, multiple=16, minimum=128) == 144
+    assert padded_size(20, multiple=16, minimum=128) == 128
+    assert padded_size(256, multiple=16, minimum=128) == 256
+
+
+def test_pad_reflect_keeps_the_frame_and_mirrors_the_border() -> None:
+    x = torch.arange(12.0).view(1, 3, 4)
+    padded = pad_reflect(x, 5, 7)
+    assert torch.equal(padded[..., :3, :4], x)
+    assert padded[0, 3].tolist() == [4.0, 5.0, 6.0, 7.0, 6.0, 5.0, 4.0]  # row 1 mirrored
+    assert padded[0, :, 4].tolist() == [2.0, 6.0, 10.0, 6.0, 2.0]
+
+
+def test_tiles_cover_the_frame_with_the_overlap() -> None:
+    tiles = plan_tiles(300, 500, tile=160, overlap=32)
+    covered = torch.zeros(300, 500)
+    for t in tiles:
+        assert (t.height, t.width) == (160, 160)
+        covered[t.rows, t.cols] += 1
+    assert covered.min() >= 1
+    assert plan_tiles(300, 500, tile=None, overlap=32) == [plan_tiles(300, 500, tile=512,
+                                                                      overlap=32)[0]]
+
+
+def test_tile_weights_ramp_only_on_inner_edges() -> None:
+    tiles = plan_tiles(256, 256, tile=160, overlap=32)
+    total = torch.zeros(256, 256)
+    for t in tiles:
+        w = tile_weights(t, 256, 256, overlap=32)
+        total[t.rows, t.cols] += w
+        if t.top == 0 and t.left == 0:
+            assert w[0, 0] == 1
+            assert w[-1, -1] < 0.02
+    assert total.min() > 0.5  # every pixel is well covered
+
+
+def test_windows_are_few_equal_and_overlap_enough() -> None:
+    assert plan_windows(20, length=30, overlap=15) == [(0, 20)]
+    assert plan_windows(36, length=30, overlap=15) == [(0, 26), (10, 36)]
+    assert plan_windows(75, length=30, overlap=15) == [(0, 30), (15, 45), (30, 60), (45, 75)]
+    for frames in range(31, 200):
+        windows = plan_windows(frames, length=30, overlap=15)
+        assert windows[0][0] == 0
+        assert windows[-1][1] == frames
+        assert len({stop - start for start, stop in windows}) == 1
+        assert all(stop - start <= 30 for start, stop in windows)
+        assert all(a[1] - b[0] >= 15 for a, b in zip(windows, windows[1:]))
+        # as much network work as the reference's windows every 15 frames (equal lengths may
+        # round up by a frame per window)
+        reference = sum(min(s + 30, frames) - s for s in range(0, frames - 15, 15))
+        work = sum(stop - start for start, stop in windows)
+        assert work <= reference + len(windows) - 1
+    with pytest.raises(ValueError, match="overlap"):
+        plan_windows(40, length=10, overlap=10)
+    assert window_weights(6).tolist() == [1, 2, 3, 3, 2, 1]
+
+
+def test_memory_rule_tiles_only_when_needed() -> None:
+    assert choose_tile(30, 368, 480, budget=8 << 30) is None
+    need = restorer_bytes(30, 1088, 1920)
+    tile = choose_tile(30, 1088, 1920, budget=need // 3)
+    assert tile is not None
+    assert tile % 16 == 0
+    assert 128 <= tile < 1920
+    assert restorer_bytes(30, min(tile, 1088), tile) <= need // 3
+    with pytest.raises(RRTNError, match="shorter window") as info:
+        choose_tile(30, 1088, 1920, budget=100 << 20)
+    assert info.value.kind is ErrorKind.OUT_OF_MEMORY
