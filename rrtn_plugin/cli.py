@@ -1,54 +1,62 @@
-"""The ``rrtn-plugin`` command line.
+"""The ``rrtn-plugin`` command line: a thin translation of arguments into the core's calls.
 
-Subcommands: ``demo`` (restore a clip made on the fly and write a before/after sheet) and
-``info`` (what a checkpoint holds). Errors the user can act on print one line and exit non-zero:
-2 bad input, 3 out of memory, 130 cancelled.
+Subcommands: ``restore`` (a frame sequence in, restored frames and AOVs out), ``demo`` (a clip
+made on the fly, through the same pipeline) and ``info`` (what a checkpoint holds). Errors the
+user can act on print one line and exit non-zero: 2 bad input, 3 out of memory, 130 cancelled
+or interrupted, 143 terminated. Exit 0 means every requested frame was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+from typing import TextIO
 
 import torch
 
 from rrtn_plugin import __version__
-from rrtn_plugin.engine import Progress, RestoreOptions, restore_clip
+from rrtn_plugin.aovs import parse_aovs
+from rrtn_plugin.color import ColorMode
+from rrtn_plugin.demo import run_demo
+from rrtn_plugin.engine import Progress, RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io import atomic_output
+from rrtn_plugin.io.sequence import parse_frames
+from rrtn_plugin.job import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN, build_identity_rrtn, load_rrtn, read_metadata
-from rrtn_plugin.samples import panning_clip
 
 EXIT_CODES = {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.OUT_OF_MEMORY: 3,
               ErrorKind.CANCELLED: 130}
+OFFICIAL_NAMES = ("rrtn_128_first.pth", "rrtn_128_second.pth")
 
 
 class ProgressPrinter:
-    """A one-line progress bar on a terminal, plain log lines (at most one per second) otherwise."""
+    """A one-line progress bar on a terminal; otherwise plain log lines, one when a stage
+    starts or ends and at most one a second in between."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.last = 0.0
+        self.label = ""
 
     def __call__(self, event: Progress) -> None:
-        done = event.done >= event.total
+        label = f"pass {event.pass_number} {event.stage}" if event.pass_number else event.stage
+        finished = event.done >= event.total
         if self.tty:
-            width = 30
-            filled = width * event.done // max(event.total, 1)
-            self.stream.write(f"\rpass {event.pass_number} {event.stage:<7} "
-                              f"[{'#' * filled}{'.' * (width - filled)}] "
-                              f"{event.done}/{event.total}")
-            if done and event.stage == "restore":
-                self.stream.write("\n")
+            filled = 30 * event.done // max(event.total, 1)
+            self.stream.write(f"\r{label:<16} [{'#' * filled}{'.' * (30 - filled)}] "
+                              f"{event.done}/{event.total}" + ("\n" if finished else ""))
             self.stream.flush()
-        elif done or time.monotonic() - self.last >= 1.0:
+        elif finished or label != self.label or time.monotonic() - self.last >= 1.0:
             self.last = time.monotonic()
-            print(f"pass {event.pass_number} {event.stage} {event.done}/{event.total}",
-                  file=self.stream, flush=True)
+            print(f"{label} {event.done}/{event.total}", file=self.stream, flush=True)
+        self.label = label
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -61,60 +69,66 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _load_models(first: Path | None, second: Path | None, device: str) -> tuple[RRTN, RRTN | None]:
-    if first is None:
-        print("note: no --model given and no trained weights are bundled yet: using a network "
-              "that passes frames through unchanged (flow and mask still run)", file=sys.stderr)
-        return build_identity_rrtn(), None
-    return load_rrtn(first), (load_rrtn(second) if second else None)
+def load_models(model: Path | None, model_second: Path | None) -> tuple[RRTN, RRTN | None]:
+    """``--model`` (a checkpoint, or a folder with the official pair) and ``--model-second``."""
+    if model is None:
+        raise RRTNError("no model: pass --model with the authors' rrtn_128_first.pth (or a "
+                        f"folder holding {' and '.join(OFFICIAL_NAMES)})")
+    if model.is_dir():
+        first_path, second_path = (model / name for name in OFFICIAL_NAMES)
+        if not first_path.is_file():
+            raise RRTNError(f"folder {model} has no {OFFICIAL_NAMES[0]}",
+                            kind=ErrorKind.NOT_FOUND)
+        model_second = model_second or (second_path if second_path.is_file() else None)
+        model = first_path
+    return load_rrtn(model), (load_rrtn(model_second) if model_second else None)
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+def restore_options(args: argparse.Namespace) -> RestoreOptions:
+    return RestoreOptions(
+        window=args.window, overlap=args.overlap, max_passes=args.max_passes,
+        stop_psnr=args.stop_psnr, flow_max_pixels=args.flow_max_pixels or None, tile=args.tile,
+        memory_budget=int(args.memory_budget * 2**30) if args.memory_budget else None,
+        device=args.device, precision=args.precision,
+        quantize_between_passes=args.quantize_between_passes)
 
 
-def _contact_sheet(columns: Sequence[torch.Tensor], rows: Sequence[int]) -> torch.Tensor:
-    """(1, H·rows, W·columns) uint8: one row per frame, one column per clip."""
-    gap = 4
-    strips = []
-    for t in rows:
-        cells = []
-        for clip in columns:
-            cells.append(clip[t].clamp(0, 1))
-            cells.append(torch.ones(clip.shape[1], gap))
-        strips.append(torch.cat(cells[:-1], dim=1))
-        strips.append(torch.ones(gap, strips[-1].shape[1]))
-    sheet = torch.cat(strips[:-1], dim=0)
-    return (sheet * 255).round().to(torch.uint8).unsqueeze(0)
+def cmd_restore(args: argparse.Namespace) -> int:
+    first, second = load_models(args.model, args.model_second)
+    settings = JobSettings(
+        frames=parse_frames(args.frames) if args.frames else None, handles=args.handles,
+        input_colorspace=args.input_colorspace, working_colorspace=args.working_colorspace,
+        ocio_config=args.ocio_config, color_mode=ColorMode(args.color_mode),
+        aovs=parse_aovs(args.aovs), restore=restore_options(args))
+    report = restore_sequence(args.input, args.output, first=first, second=second,
+                              settings=settings, progress=ProgressPrinter())
+    print(f"wrote {len(report.frames)} frames ({report.frames[0]}-{report.frames[-1]}, read "
+          f"{report.read_frames[0]}-{report.read_frames[-1]}) to {args.output} in "
+          f"{report.seconds:.1f} s")
+    print("passes: " + ", ".join(f"{p:.1f} dB" for p in report.pass_psnr)
+          + "; noise mask above 0.05 on " + f"{report.mask_coverage * 100:.2f} % of pixels")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from torchvision.io import encode_png
-
+    if args.model is None:
+        print("note: no --model given and no trained weights are bundled yet: using a network "
+              "that passes frames through unchanged (flow and mask still run)", file=sys.stderr)
+        first, second = build_identity_rrtn(), None
+    else:
+        first, second = load_models(args.model, args.model_second)
     width, height = args.size
-    clean = panning_clip(args.frames, height, width, seed=args.seed, specks=0)
-    damaged = panning_clip(args.frames, height, width, seed=args.seed, specks=8)
-    first, second = _load_models(args.model, args.model_second, args.device)
     options = RestoreOptions(device=args.device, max_passes=args.max_passes)
-    result = restore_clip(damaged, first=first, second=second, options=options,
-                          progress=ProgressPrinter())
-    args.out.mkdir(parents=True, exist_ok=True)
-    sheet_path = args.out / "before_after.png"
-    mask = (result.noise_mask / max(float(result.noise_mask.max()), 1e-6))
-    rows = sorted({0, args.frames // 3, (2 * args.frames) // 3, args.frames - 1})
-    with atomic_output(sheet_path) as tmp:
-        tmp.write_bytes(encode_png(_contact_sheet([damaged, result.frames, mask], rows))
-                        .numpy().tobytes())
-    print(f"restored {args.frames} frames of {width}x{height} in {result.seconds:.1f} s "
-          f"({result.seconds / args.frames:.2f} s/frame) on {options.device}")
-    print("passes: " + ", ".join(f"{p:.1f} dB" for p in result.pass_psnr)
+    report = run_demo(args.out, first=first, second=second, frames=args.frames, width=width,
+                      height=height, seed=args.seed, options=options,
+                      progress=ProgressPrinter())
+    print(f"restored {args.frames} frames of {width}x{height} in {report.job.seconds:.1f} s "
+          f"({report.job.seconds / args.frames:.2f} s/frame) into {args.out / 'restored'}")
+    print("passes: " + ", ".join(f"{p:.1f} dB" for p in report.job.pass_psnr)
           + " (PSNR between each pass's input and output)")
-    print(f"PSNR against the clean clip: damaged {_psnr(damaged, clean):.2f} dB, restored "
-          f"{_psnr(result.frames, clean):.2f} dB")
-    print(f"noise mask: {float((result.noise_mask > 0.05).float().mean()) * 100:.2f} % of "
-          "pixels above 0.05")
-    print(f"wrote {sheet_path} (columns: damaged, restored, noise mask)")
+    print(f"PSNR against the clean clip: damaged {report.psnr_damaged:.2f} dB, restored "
+          f"{report.psnr_restored:.2f} dB")
+    print(f"wrote {report.sheet} (columns: damaged, restored, noise mask)")
     return 0
 
 
@@ -130,14 +144,53 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path,
+                        help="checkpoint for all passes, or a folder holding the authors' "
+                             f"{' and '.join(OFFICIAL_NAMES)}")
+    parser.add_argument("--model-second", type=Path, help="checkpoint for passes 2 and later")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rrtn-plugin", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rrtn-plugin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    restore = sub.add_parser("restore", help="restore a frame sequence",
+                             description="Restore INPUT (shot.####.exr, shot.%%04d.dpx, a "
+                                         "folder) into OUTPUT (a pattern; its extension picks "
+                                         "the format).")
+    restore.add_argument("input")
+    restore.add_argument("output")
+    restore.add_argument("--frames", help="frames to write, e.g. 1001-1100 (default: all)")
+    restore.add_argument("--handles", type=int, default=0,
+                         help="extra frames read on each side for context, not written")
+    _add_model_arguments(restore)
+    restore.add_argument("--input-colorspace",
+                         help="colour space of the frames (default: the scene_linear role; "
+                              "film scans e.g. ADX10)")
+    restore.add_argument("--working-colorspace", help=argparse.SUPPRESS)
+    restore.add_argument("--ocio-config", help="OpenColorIO config (default: $OCIO or the "
+                                               "built-in studio config)")
+    restore.add_argument("--color-mode", choices=[m.value for m in ColorMode],
+                         default=ColorMode.KEEP_CHROMA.value)
+    restore.add_argument("--aovs", default="", help="comma-separated: mask,repair,motion")
+    restore.add_argument("--window", type=int, default=30, help="frames per network run")
+    restore.add_argument("--overlap", type=int, help="frames shared by windows (default half)")
+    restore.add_argument("--max-passes", type=int, default=4)
+    restore.add_argument("--stop-psnr", type=float, default=43.0)
+    restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    restore.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    restore.add_argument("--tile", type=int, help="tile side (default: chosen by memory)")
+    restore.add_argument("--memory-budget", type=float, help="GiB the engine may use")
+    restore.add_argument("--flow-max-pixels", type=int, default=RestoreOptions.flow_max_pixels,
+                         help="estimate flow at about this many pixels (0: full size)")
+    restore.add_argument("--quantize-between-passes", action="store_true",
+                         help="round to 8 bits between passes, as the reference does")
+    restore.set_defaults(run=cmd_restore)
+
     demo = sub.add_parser("demo", help="restore a synthetic damaged clip made on the fly")
-    demo.add_argument("--model", type=Path, help="checkpoint for the first pass (and later ones)")
-    demo.add_argument("--model-second", type=Path, help="checkpoint for passes 2 and later")
+    _add_model_arguments(demo)
     demo.add_argument("--out", type=Path, default=Path("rrtn-demo"), help="output folder")
     demo.add_argument("--frames", type=int, default=12)
     demo.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
@@ -152,9 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so temporary files are removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="rrtn-plugin: %(levelname)s: %(message)s", level=logging.INFO)
     torch.set_grad_enabled(False)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except RRTNError as exc:
@@ -163,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rrtn-plugin: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,16 @@ def small_model() -> RRTN:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     return model
+
+
+@pytest.fixture(scope="session")
+def identity_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small network that returns its input exactly, saved in our format (fast plumbing)."""
+    from rrtn_plugin.model import build_identity_rrtn, save_rrtn
+
+    torch.manual_seed(3)
+    config = RRTNConfig(num_feat=8, embed_dim=32, depths=(1,), num_heads=2, mlp_hidden=16,
+                        extract_blocks=1, reconstruct_blocks=1, flow_updates=2)
+    path = tmp_path_factory.mktemp("models") / "identity.safetensors"
+    save_rrtn(build_identity_rrtn(config), path, metadata={"purpose": "identity for tests"})
+    return path

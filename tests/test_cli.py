@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.io import decode_png
 
 from rrtn_plugin.cli import main
+from rrtn_plugin.io.image import read_pixels
 from rrtn_plugin.model import build_identity_rrtn
 
 
@@ -22,9 +22,9 @@ def test_demo_writes_a_before_after_sheet(tmp_path: Path,
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--frames", "4", "--size", "70x50",
                  "--max-passes", "1", "--device", "cpu"]) == 0
-    sheet = decode_png(torch.frombuffer(bytearray((out / "before_after.png").read_bytes()),
-                                        dtype=torch.uint8))
-    assert sheet.shape == (1, 4 * 50 + 3 * 4, 3 * 70 + 2 * 4)  # 4 frames x 3 columns
+    info, sheet = read_pixels(out / "before_after.png")
+    assert sheet.shape == (4 * 50 + 3 * 4, 3 * 70 + 2 * 4, 1)  # 4 frames x 3 columns
+    assert info.format == "uint8"
     text = capsys.readouterr()
     assert "passes frames through unchanged" in text.err
     assert "restored 4 frames of 70x50" in text.out
@@ -32,7 +32,11 @@ def test_demo_writes_a_before_after_sheet(tmp_path: Path,
                          text.out.split("damaged ")[1].replace(" dB, restored", "")
                          .split(" dB")[0].split())
     assert damaged == restored  # the identity network changes nothing
-    assert [p.name for p in out.iterdir()] == ["before_after.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["before_after.png", "damaged", "restored"]
+    restored = sorted(p.name for p in (out / "restored").iterdir())
+    assert restored == [f"demo.{f}.exr" for f in range(1001, 1005)]
+    assert read_pixels(out / "restored" / "demo.1001.exr")[0].channels == (
+        "R", "G", "B", "rrtn_mask.Y", "rrtn_repair.Y")
 
 
 def test_info_describes_a_checkpoint(golden_dir: Path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -71,7 +73,7 @@ def test_windows_are_few_equal_and_overlap_enough() -> None:
         assert windows[-1][1] == frames
         assert len({stop - start for start, stop in windows}) == 1
         assert all(stop - start <= 30 for start, stop in windows)
-        assert all(a[1] - b[0] >= 15 for a, b in zip(windows, windows[1:]))
+        assert all(a[1] - b[0] >= 15 for a, b in itertools.pairwise(windows))
         # as much network work as the reference's windows every 15 frames (equal lengths may
         # round up by a frame per window)
         reference = sum(min(s + 30, frames) - s for s in range(0, frames - 15, 15))

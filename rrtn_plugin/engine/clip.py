@@ -215,7 +215,7 @@ def restore_clip(clip: torch.Tensor | np.ndarray, *, first: RRTN, second: RRTN |
                     stop_check=stop_check, keep_motion=opts.keep_motion and pass_number == 1)
         try:
             output = run.run()
-        except torch.OutOfMemoryError as exc:
+        except torch.cuda.OutOfMemoryError as exc:
             raise _out_of_memory(exc, device, opts) from exc
         except RuntimeError as exc:
             if "memory" in str(exc).lower() and "alloc" in str(exc).lower():

@@ -1,0 +1,246 @@
+"""A restore job: a frame sequence in, the restored sequence (and its AOVs) out.
+
+The data path, in order: :mod:`io` finds and checks every frame (before any work starts),
+:mod:`color` turns each into the network's luminance, :mod:`engine` restores the clip, and each
+requested frame is read again, given the network's change, and written atomically with its
+AOVs. Handles are extra frames read on both sides for temporal context and never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rrtn_plugin.aovs import Aov, aov_planes
+from rrtn_plugin.color import (
+    ColorMode,
+    Converter,
+    FrameColor,
+    apply_change,
+    load_config,
+    network_input,
+    working_colorspace,
+)
+from rrtn_plugin.engine import ClipResult, Progress, RestoreOptions, restore_clip
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.io.image import WRITERS, ImageInfo, read_info, read_pixels, write_image
+from rrtn_plugin.io.sequence import FramePattern, parse_pattern
+from rrtn_plugin.model import RRTN
+
+log = logging.getLogger("rrtn_plugin")
+
+INTEGER_BITS = {"dpx": 10, "png": 16, "tif": 16, "tiff": 16}
+"""Bits per sample written when the input's depth does not carry over to the output format."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a restore job does beyond the engine's scheduling.
+
+    Attributes:
+        frames: frames to write (contiguous); None: every frame of the input on disk.
+        handles: frames read on each side for context (clamped to what exists), not written.
+        input_colorspace: the frames' colour space; None: the config's ``scene_linear`` role.
+        working_colorspace: the network's space; None: sRGB-encoded Rec.709 from the config.
+        ocio_config: OpenColorIO config path or URI; None: ``$OCIO`` or the built-in one.
+        color_mode: keep chroma, or write the restored luminance as monochrome.
+        aovs: which AOVs to write.
+        restore: the engine's options.
+    """
+
+    frames: list[int] | None = None
+    handles: int = 0
+    input_colorspace: str | None = None
+    working_colorspace: str | None = None
+    ocio_config: str | None = None
+    color_mode: ColorMode = ColorMode.KEEP_CHROMA
+    aovs: tuple[Aov, ...] = ()
+    restore: RestoreOptions = field(default_factory=RestoreOptions)
+
+
+@dataclass
+class JobReport:
+    """What a job did."""
+
+    written: list[Path]
+    frames: list[int]
+    read_frames: list[int]
+    pass_psnr: list[float]
+    nonfinite_frames: list[int]
+    mask_coverage: float
+    """Fraction of written pixels whose noise mask is above 0.05."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which frames are read (with handles) and which are written."""
+
+    read: list[int]
+    write: list[int]
+
+
+def plan_frames(pattern: FramePattern, requested: list[int] | None,
+                handles: int) -> FramePlan:
+    """Check the requested frames exist and add handles that exist.
+
+    Raises:
+        RRTNError: no frames, a gap in the range, or a missing frame (named).
+    """
+    if handles < 0:
+        raise RRTNError(f"handles must be ≥ 0, got {handles}")
+    on_disk = set(pattern.frames_on_disk())
+    frames = requested or list(pattern.frames_in_name) or sorted(on_disk)
+    if not frames:
+        raise RRTNError(f"no frames found for {pattern.display()}", kind=ErrorKind.NOT_FOUND)
+    frames = sorted(set(frames))
+    if frames != list(range(frames[0], frames[-1] + 1)):
+        raise RRTNError(f"frames must form one contiguous range, got "
+                        f"{frames[0]}-{frames[-1]} with gaps")
+    missing = [f for f in frames if f not in on_disk]
+    if missing:
+        shown = ", ".join(str(pattern.path(f)) for f in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise RRTNError(f"missing frame(s): {shown}{more}", kind=ErrorKind.NOT_FOUND)
+    before = list(range(frames[0] - 1, frames[0] - handles - 1, -1))
+    after = list(range(frames[-1] + 1, frames[-1] + handles + 1))
+    read = _existing_run(before, on_disk)[::-1] + frames + _existing_run(after, on_disk)
+    return FramePlan(read=read, write=frames)
+
+
+def _existing_run(frames: list[int], on_disk: set[int]) -> list[int]:
+    run = []
+    for f in frames:
+        if f not in on_disk:
+            break
+        run.append(f)
+    return run
+
+
+def check_headers(pattern: FramePattern, frames: list[int]) -> list[ImageInfo]:
+    """Every frame's header; all must share resolution and channels (first mismatch named)."""
+    infos = [read_info(pattern.path(f)) for f in frames]
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.width, info.height) != (first.width, first.height):
+            raise RRTNError(f"{info.path} is {info.width}x{info.height}, but {first.path} is "
+                            f"{first.width}x{first.height}")
+        if set(info.channels) != set(first.channels):
+            raise RRTNError(f"{info.path} has channels {', '.join(info.channels)}, but "
+                            f"{first.path} has {', '.join(first.channels)}")
+    return infos
+
+
+def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
+                     second: RRTN | None = None, settings: JobSettings | None = None,
+                     progress: Callable[[Progress], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> JobReport:
+    """Restore the frames of ``source`` (a sequence pattern or folder) into ``target``.
+
+    ``target`` is a pattern like ``out/shot.####.exr``; its extension picks the format. Frame
+    numbers carry over. AOVs go into EXR outputs as extra channels, and beside other formats as
+    a side-car EXR sequence ``<name>_rrtn_aovs.####.exr``.
+
+    Raises:
+        RRTNError: bad input (named) before any work starts; cancellation; out of memory.
+    """
+    job = settings or JobSettings()
+    started = time.perf_counter()
+    inp = parse_pattern(source, must_exist=True)
+    out = parse_pattern(target)
+    _check_target(out, inp)
+    plan = plan_frames(inp, job.frames, job.handles)
+    infos = check_headers(inp, plan.read)
+    config = load_config(job.ocio_config)
+    converter = Converter(config, source=job.input_colorspace or "scene_linear",
+                          working=working_colorspace(config, job.working_colorspace))
+    color = FrameColor.of(infos[0].channels)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if should_stop is not None and should_stop():
+            raise RRTNError("restore cancelled", kind=ErrorKind.CANCELLED)
+        if progress is not None:
+            progress(Progress(0, stage, done, total))
+
+    clip, bad = [], []
+    for i, frame in enumerate(plan.read):
+        report("read", i, len(plan.read))
+        _, pixels = read_pixels(inp.path(frame))
+        luma, nonfinite = network_input(pixels, color, converter)
+        clip.append(luma)
+        bad.append(bool(nonfinite.any()))
+    report("read", len(plan.read), len(plan.read))
+    nonfinite_frames = [f for f, b in zip(plan.read, bad, strict=True) if b]
+    if nonfinite_frames:
+        log.warning("frame(s) %s have NaN or infinite pixels: restored around them, original "
+                    "values kept", ", ".join(map(str, nonfinite_frames)))
+
+    options = replace(job.restore, keep_motion=job.restore.keep_motion or Aov.MOTION in job.aovs)
+    result = restore_clip(torch.from_numpy(np.stack(clip)), first=first, second=second,
+                          options=options, progress=progress, should_stop=should_stop)
+
+    out.path(plan.write[0]).parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    coverage = 0.0
+    for i, frame in enumerate(plan.write):
+        report("write", i, len(plan.write))
+        t = plan.read.index(frame)
+        written += _write_frame(inp.path(frame), out, frame, t, result, color, converter, job)
+        coverage += float((result.noise_mask[t] > 0.05).float().mean())
+    report("write", len(plan.write), len(plan.write))
+    return JobReport(written=written, frames=plan.write, read_frames=plan.read,
+                     pass_psnr=result.pass_psnr, nonfinite_frames=nonfinite_frames,
+                     mask_coverage=coverage / len(plan.write),
+                     seconds=time.perf_counter() - started)
+
+
+def _check_target(out: FramePattern, inp: FramePattern) -> None:
+    if out.format not in WRITERS:
+        raise RRTNError(f"cannot write .{out.format} files: use .{', .'.join(sorted(WRITERS))}")
+    probe = 1001
+    if Path(out.path(probe)).resolve() == Path(inp.path(probe)).resolve():
+        raise RRTNError(f"output {out.display()} would overwrite the input frames")
+
+
+def _write_frame(source: Path, out: FramePattern, frame: int, t: int, result: ClipResult,
+                 color: FrameColor, converter: Converter, job: JobSettings) -> list[Path]:
+    """Apply the restoration to one frame and write it (and its AOVs); returns paths written."""
+    info, pixels = read_pixels(source)
+    restored, repair = apply_change(pixels, color, converter, result.frames[t].numpy(),
+                                    mode=job.color_mode)
+    names, planes = aov_planes(
+        job.aovs, mask=result.noise_mask[t].numpy(), repair=repair,
+        forward=None if result.motion_forward is None else result.motion_forward[t].numpy(),
+        backward=None if result.motion_backward is None else result.motion_backward[t].numpy())
+    target = out.path(frame)
+    if out.format == "exr":
+        formats = [f if f in ("half", "float") else "float" for f in _channel_formats(info)]
+        write_image(target, np.concatenate([restored, planes], axis=2),
+                    channels=list(info.channels) + names, template=info.spec,
+                    channel_formats=formats + ["float"] * len(names),
+                    compression=None if info.path.suffix.lower() == ".exr" else "zip")
+        return [target]
+    same_family = info.path.suffix.lower().lstrip(".") == out.format
+    bits = info.bits if same_family and info.format.startswith("uint") else INTEGER_BITS[out.format]
+    write_image(target, restored, channels=info.channels, template=info.spec,
+                channel_formats=["uint8" if bits <= 8 else "uint16"] * len(info.channels),
+                bits=bits)
+    if not names:
+        return [target]
+    sidecar = out.with_suffix("rrtn_aovs", "exr").path(frame)
+    write_image(sidecar, planes, channels=names, template=info.spec,
+                channel_formats=["float"] * len(names), compression="zip")
+    return [target, sidecar]
+
+
+def _channel_formats(info: ImageInfo) -> list[str]:
+    formats = info.spec.channelformats
+    if formats:
+        return [str(f) for f in formats]
+    return [info.format] * len(info.channels)
