@@ -1,7 +1,8 @@
 """The ``rrtn-plugin`` command line: a thin translation of arguments into the core's calls.
 
-Subcommands: ``restore`` (a frame sequence in, restored frames and AOVs out), ``demo`` (a clip
-made on the fly, through the same pipeline) and ``info`` (what a checkpoint holds). Errors the
+Subcommands: ``restore`` (a frame sequence in, restored frames and AOVs out, here or on a
+server), ``serve`` (the gRPC server), ``demo`` (a clip made on the fly, through the same
+pipeline) and ``info`` (what a checkpoint holds). Errors the
 user can act on print one line and exit non-zero: 2 bad input, 3 out of memory, 130 cancelled
 or interrupted, 143 terminated. Exit 0 means every requested frame was written.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -26,8 +28,9 @@ from rrtn_plugin.color import ColorMode
 from rrtn_plugin.demo import run_demo
 from rrtn_plugin.engine import Progress, RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.sequence import parse_frames
-from rrtn_plugin.job import JobSettings, restore_sequence
+from rrtn_plugin.io.image import read_info
+from rrtn_plugin.io.sequence import parse_frames, parse_pattern
+from rrtn_plugin.job import JobSettings, plan_frames, restore_sequence
 from rrtn_plugin.model import RRTN, build_identity_rrtn, load_rrtn, read_metadata
 
 EXIT_CODES = {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.OUT_OF_MEMORY: 3,
@@ -93,7 +96,19 @@ def restore_options(args: argparse.Namespace) -> RestoreOptions:
         quantize_between_passes=args.quantize_between_passes)
 
 
+def _token(path: Path | None) -> str | None:
+    """The token from ``--token-file``, else ``$RRTN_TOKEN``, else None."""
+    if path is not None:
+        try:
+            return path.read_text().strip() or None
+        except OSError as exc:
+            raise RRTNError(f"cannot read the token file {path}: {exc}") from exc
+    return os.environ.get("RRTN_TOKEN") or None
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.server:
+        return restore_through_server(args)
     first, second = load_models(args.model, args.model_second)
     settings = JobSettings(
         frames=parse_frames(args.frames) if args.frames else None, handles=args.handles,
@@ -107,6 +122,66 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{report.seconds:.1f} s")
     print("passes: " + ", ".join(f"{p:.1f} dB" for p in report.pass_psnr)
           + "; noise mask above 0.05 on " + f"{report.mask_coverage * 100:.2f} % of pixels")
+    return 0
+
+
+def restore_through_server(args: argparse.Namespace) -> int:
+    """``restore --server``: the same job run by a server, through the client library."""
+    from rrtn_plugin.client import Client, ServerError
+
+    inp = parse_pattern(args.input, must_exist=True)
+    plan = plan_frames(inp, parse_frames(args.frames) if args.frames else None, args.handles)
+    info = read_info(inp.path(plan.read[0]))
+    if args.transport == "bytes" and not str(args.output).lower().endswith(".exr"):
+        raise RRTNError("through a server with the bytes transport the output must be .exr")
+    certificates = args.tls_ca.read_bytes() if args.tls_ca else None
+    try:
+        with Client(args.server, token=_token(args.token_file),
+                    root_certificates=certificates) as client:
+            session = client.open_session(
+                first_frame=plan.read[0], last_frame=plan.read[-1], width=info.width,
+                height=info.height, name=Path(args.input).name,
+                aovs=[a.value for a in parse_aovs(args.aovs)], color_mode=args.color_mode,
+                input_colorspace=args.input_colorspace or "", max_passes=args.max_passes,
+                stop_psnr=args.stop_psnr, window=args.window, overlap=args.overlap,
+                precision=args.precision)
+            try:
+                restore = (session.restore_paths if args.transport == "paths"
+                           else session.restore_files)
+                summary = restore(plan.write[0], plan.write[-1],
+                                  input=str(Path(inp.display()).absolute()),
+                                  output=str(Path(args.output).absolute()),
+                                  progress=ProgressPrinter())
+            finally:
+                session.close()
+    except ServerError as exc:
+        raise RRTNError(f"server {args.server}: {exc}") from exc
+    print(f"wrote {len(summary.frames)} frames ({plan.write[0]}-{plan.write[-1]}) to "
+          f"{args.output} through {args.server} in {summary.seconds:.1f} s "
+          f"({summary.windows_computed} windows computed, {summary.windows_cached} cached)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rrtn_plugin.server.app import ServerSecurity, start_server
+    from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+
+    first, second = load_models(args.model, args.model_second)
+    limits = ServiceLimits(
+        memory_budget=int((args.memory_budget or 0) * 2**30),
+        host_budget=int((args.host_budget or 0) * 2**30), max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout, path_roots=tuple(args.root))
+    service = RestoreService([ServedModel(args.name, first, second,
+                                          description=str(args.model))],
+                             device=args.device, limits=limits, ocio_config=args.ocio_config)
+    server = start_server(service, address=args.listen, security=ServerSecurity(
+        token=_token(args.token_file), tls_cert=args.tls_cert, tls_key=args.tls_key))
+    print(f"rrtn-plugin {__version__} serving on {args.listen} ({service.device}); "
+          "Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        server.wait()
+    finally:
+        server.stop()
     return 0
 
 
@@ -151,6 +226,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-second", type=Path, help="checkpoint for passes 2 and later")
 
 
+def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-file", type=Path,
+                        help="file holding the access token (default: $RRTN_TOKEN)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rrtn-plugin", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rrtn-plugin {__version__}")
@@ -187,7 +267,37 @@ def build_parser() -> argparse.ArgumentParser:
                          help="estimate flow at about this many pixels (0: full size)")
     restore.add_argument("--quantize-between-passes", action="store_true",
                          help="round to 8 bits between passes, as the reference does")
+    restore.add_argument("--server", help="run the job on a server (host:port or "
+                                          "unix:///path.sock) instead of in this process")
+    restore.add_argument("--transport", choices=["bytes", "paths"], default="bytes",
+                         help="with --server: send the frames (bytes), or let the server "
+                              "read and write the files on shared storage (paths)")
+    _add_access_arguments(restore)
+    restore.add_argument("--tls-ca", type=Path, help="with --server: trust this certificate "
+                                                     "(PEM) and connect with TLS")
     restore.set_defaults(run=cmd_restore)
+
+    serve = sub.add_parser("serve", help="run the restoration server")
+    serve.add_argument("--listen", default="127.0.0.1:50051",
+                       help="host:port or unix:///path.sock (default: loopback only)")
+    _add_model_arguments(serve)
+    serve.add_argument("--name", default="rrtn", help="the model's name for clients")
+    _add_access_arguments(serve)
+    serve.add_argument("--tls-cert", type=Path, help="certificate (PEM) for TLS")
+    serve.add_argument("--tls-key", type=Path, help="private key (PEM) for TLS")
+    serve.add_argument("--root", type=Path, action="append", default=[],
+                       help="a folder the path transport may read and write (repeatable); "
+                            "without one the server reads and writes no files")
+    serve.add_argument("--memory-budget", type=float,
+                       help="GiB for cached work on the device (default 80%% of free)")
+    serve.add_argument("--host-budget", type=float,
+                       help="GiB of host memory for sessions' frames (default 50%% of free)")
+    serve.add_argument("--max-sessions", type=int, default=16)
+    serve.add_argument("--idle-timeout", type=float, default=1800.0,
+                       help="seconds before an unused session is closed")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--ocio-config", help="OpenColorIO config (default: $OCIO or built-in)")
+    serve.set_defaults(run=cmd_serve)
 
     demo = sub.add_parser("demo", help="restore a synthetic damaged clip made on the fly")
     _add_model_arguments(demo)

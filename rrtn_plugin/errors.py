@@ -21,6 +21,8 @@ class ErrorKind(enum.Enum):
     """The work does not fit the device or the memory budget; the message gives advice."""
     CANCELLED = "cancelled"
     """The caller asked to stop."""
+    PERMISSION_DENIED = "permission denied"
+    """A path lies outside what the server may read or write."""
 
 
 class RRTNError(Exception):

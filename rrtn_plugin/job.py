@@ -1,9 +1,10 @@
 """A restore job: a frame sequence in, the restored sequence (and its AOVs) out.
 
 The data path, in order: :mod:`io` finds and checks every frame (before any work starts),
-:mod:`color` turns each into the network's luminance, :mod:`engine` restores the clip, and each
-requested frame is read again, given the network's change, and written atomically with its
-AOVs. Handles are extra frames read on both sides for temporal context and never written.
+:class:`FramePipeline` turns each into the network's luminance, a :class:`ClipSession` of the
+engine restores the requested frames, and each is read again, given the network's change, and
+written atomically with its AOVs. Handles are extra frames read on both sides for temporal
+context and never written. The server runs the same steps for its path transport.
 """
 
 from __future__ import annotations
@@ -11,33 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from rrtn_plugin.aovs import Aov, aov_planes
-from rrtn_plugin.color import (
-    ColorMode,
-    Converter,
-    FrameColor,
-    apply_change,
-    load_config,
-    network_input,
-    working_colorspace,
-)
-from rrtn_plugin.engine import ClipResult, Progress, RestoreOptions, restore_clip
+from rrtn_plugin.aovs import Aov
+from rrtn_plugin.color import ColorMode
+from rrtn_plugin.engine import ClipSession, Progress, RestoreOptions, SessionResult
+from rrtn_plugin.engine.clip import one_call_cache
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.image import WRITERS, ImageInfo, read_info, read_pixels, write_image
+from rrtn_plugin.io.image import WRITERS, ImageInfo, read_info, read_pixels
 from rrtn_plugin.io.sequence import FramePattern, parse_pattern
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.pipeline import FramePipeline, FrameResult
 
 log = logging.getLogger("rrtn_plugin")
-
-INTEGER_BITS = {"dpx": 10, "png": 16, "tif": 16, "tiff": 16}
-"""Bits per sample written when the input's depth does not carry over to the output format."""
-
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -154,13 +142,17 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
     started = time.perf_counter()
     inp = parse_pattern(source, must_exist=True)
     out = parse_pattern(target)
-    _check_target(out, inp)
+    check_target(out, inp)
     plan = plan_frames(inp, job.frames, job.handles)
     infos = check_headers(inp, plan.read)
-    config = load_config(job.ocio_config)
-    converter = Converter(config, source=job.input_colorspace or "scene_linear",
-                          working=working_colorspace(config, job.working_colorspace))
-    color = FrameColor.of(infos[0].channels)
+    pipeline = FramePipeline(infos[0].channels, input_colorspace=job.input_colorspace,
+                             working_colorspace=job.working_colorspace,
+                             ocio_config=job.ocio_config, color_mode=job.color_mode,
+                             aovs=job.aovs)
+    session = ClipSession(first_frame=plan.read[0], num_frames=len(plan.read),
+                          height=infos[0].height, width=infos[0].width, first=first,
+                          second=second, options=job.restore, owner="job",
+                          cache=one_call_cache(job.restore))
 
     def report(stage: str, done: int, total: int) -> None:
         if should_stop is not None and should_stop():
@@ -168,79 +160,50 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
         if progress is not None:
             progress(Progress(0, stage, done, total))
 
-    clip, bad = [], []
+    nonfinite_frames = []
     for i, frame in enumerate(plan.read):
         report("read", i, len(plan.read))
         _, pixels = read_pixels(inp.path(frame))
-        luma, nonfinite = network_input(pixels, color, converter)
-        clip.append(luma)
-        bad.append(bool(nonfinite.any()))
+        luma, nonfinite = pipeline.network_input(pixels)
+        session.put_frame(frame, luma)
+        if nonfinite:
+            nonfinite_frames.append(frame)
     report("read", len(plan.read), len(plan.read))
-    nonfinite_frames = [f for f, b in zip(plan.read, bad, strict=True) if b]
     if nonfinite_frames:
         log.warning("frame(s) %s have NaN or infinite pixels: restored around them, original "
                     "values kept", ", ".join(map(str, nonfinite_frames)))
 
-    options = replace(job.restore, keep_motion=job.restore.keep_motion or Aov.MOTION in job.aovs)
-    result = restore_clip(torch.from_numpy(np.stack(clip)), first=first, second=second,
-                          options=options, progress=progress, should_stop=should_stop)
+    motion = job.restore.keep_motion or Aov.MOTION in job.aovs
+    result = session.restore(plan.write, keep_motion=motion, progress=progress,
+                             should_stop=should_stop)
 
     out.path(plan.write[0]).parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    coverage = 0.0
     for i, frame in enumerate(plan.write):
         report("write", i, len(plan.write))
-        t = plan.read.index(frame)
-        written += _write_frame(inp.path(frame), out, frame, t, result, color, converter, job)
-        coverage += float((result.noise_mask[t] > 0.05).float().mean())
+        info, pixels = read_pixels(inp.path(frame))
+        rendered = pipeline.render(info, pixels, frame_result(result, frame))
+        written += pipeline.write(rendered, out, frame)
     report("write", len(plan.write), len(plan.write))
+    coverage = sum(float((result.masks[f] > 0.05).float().mean()) for f in plan.write)
     return JobReport(written=written, frames=plan.write, read_frames=plan.read,
                      pass_psnr=result.pass_psnr, nonfinite_frames=nonfinite_frames,
                      mask_coverage=coverage / len(plan.write),
                      seconds=time.perf_counter() - started)
 
 
-def _check_target(out: FramePattern, inp: FramePattern) -> None:
+def frame_result(result: SessionResult, frame: int) -> FrameResult:
+    """One frame's part of a session's result."""
+    return FrameResult(
+        restored=result.frames[frame], mask=result.masks[frame],
+        motion_forward=None if result.motion_forward is None else result.motion_forward[frame],
+        motion_backward=None if result.motion_backward is None else result.motion_backward[frame])
+
+
+def check_target(out: FramePattern, inp: FramePattern) -> None:
+    """RRTNError unless frames can be written to ``out`` without touching ``inp``'s."""
     if out.format not in WRITERS:
         raise RRTNError(f"cannot write .{out.format} files: use .{', .'.join(sorted(WRITERS))}")
     probe = 1001
     if Path(out.path(probe)).resolve() == Path(inp.path(probe)).resolve():
         raise RRTNError(f"output {out.display()} would overwrite the input frames")
-
-
-def _write_frame(source: Path, out: FramePattern, frame: int, t: int, result: ClipResult,
-                 color: FrameColor, converter: Converter, job: JobSettings) -> list[Path]:
-    """Apply the restoration to one frame and write it (and its AOVs); returns paths written."""
-    info, pixels = read_pixels(source)
-    restored, repair = apply_change(pixels, color, converter, result.frames[t].numpy(),
-                                    mode=job.color_mode)
-    names, planes = aov_planes(
-        job.aovs, mask=result.noise_mask[t].numpy(), repair=repair,
-        forward=None if result.motion_forward is None else result.motion_forward[t].numpy(),
-        backward=None if result.motion_backward is None else result.motion_backward[t].numpy())
-    target = out.path(frame)
-    if out.format == "exr":
-        formats = [f if f in ("half", "float") else "float" for f in _channel_formats(info)]
-        write_image(target, np.concatenate([restored, planes], axis=2),
-                    channels=list(info.channels) + names, template=info.spec,
-                    channel_formats=formats + ["float"] * len(names),
-                    compression=None if info.path.suffix.lower() == ".exr" else "zip")
-        return [target]
-    same_family = info.path.suffix.lower().lstrip(".") == out.format
-    bits = info.bits if same_family and info.format.startswith("uint") else INTEGER_BITS[out.format]
-    write_image(target, restored, channels=info.channels, template=info.spec,
-                channel_formats=["uint8" if bits <= 8 else "uint16"] * len(info.channels),
-                bits=bits)
-    if not names:
-        return [target]
-    sidecar = out.with_suffix("rrtn_aovs", "exr").path(frame)
-    write_image(sidecar, planes, channels=names, template=info.spec,
-                channel_formats=["float"] * len(names), compression="zip")
-    return [target, sidecar]
-
-
-def _channel_formats(info: ImageInfo) -> list[str]:
-    formats = info.spec.channelformats
-    if formats:
-        return [str(f) for f in formats]
-    return [info.format] * len(info.channels)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rrtn_plugin.engine import Progress, RestoreOptions, psnr_8bit, restore_clip
-from rrtn_plugin.engine.flows import ClipFlows, flow_size
+from rrtn_plugin.engine.flows import estimate_flows, flow_size
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN, build_rrtn
 from rrtn_plugin.samples import panning_clip as moving_clip
@@ -116,14 +116,13 @@ def test_cancel_stops_at_the_next_step(small_model: RRTN) -> None:
     assert calls == 6
 
 
-def test_progress_reports_flows_then_frames(small_model: RRTN) -> None:
+def test_progress_reports_flows_and_windows(small_model: RRTN) -> None:
     events: list[Progress] = []
     restore_clip(moving_clip(8, 128, 128), first=small_model,
                  options=RestoreOptions(max_passes=1, window=4, overlap=2),
                  progress=events.append)
-    restores = [e.done for e in events if e.stage == "restore"]
-    assert restores == [2, 4, 8]
-    assert all(e.total == 8 for e in events if e.stage == "restore")
+    restores = [(e.done, e.total, e.frame) for e in events if e.stage == "restore"]
+    assert restores == [(1, 3, 3), (2, 3, 5), (3, 3, 7)]  # windows (0,4) (2,6) (4,8)
     flows = [e for e in events if e.stage == "flow"]
     assert flows
     assert flows[-1].done == flows[-1].total == 16
@@ -146,13 +145,13 @@ def test_flow_is_estimated_at_capped_resolution_and_scaled_back(small_model: RRT
     assert flow_size(1088, 1920, 1 << 20) == (768, 1360)
     assert flow_size(256, 256, None) == (256, 256)
     frames = moving_clip(3, 256, 384)[:, None] * 2 - 1
-    flows = ClipFlows(small_model, frames, device=torch.device("cpu"), max_pixels=128 * 192,
-                      batch_bytes=1 << 30)
-    assert (flows.flow_height, flows.flow_width) == (128, 192)
+    size = flow_size(256, 384, 128 * 192)
+    assert size == (128, 192)
+    flow = estimate_flows(small_model, frames[0:1], frames[1:2], size=size)
     small = F.interpolate(frames, size=(128, 192), mode="bilinear", antialias=True)
     low = small_model.estimate_flow(small[0:1], small[1:2])
     expected = F.interpolate(low, size=(256, 384), mode="bilinear") * 2
-    assert torch.allclose(flows.flow(0, 1), expected[0], atol=1e-5)
+    assert torch.allclose(flow, expected, atol=1e-5)
 
 
 def test_psnr_8bit() -> None:

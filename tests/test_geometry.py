@@ -63,25 +63,31 @@ def test_tile_weights_ramp_only_on_inner_edges() -> None:
     assert total.min() > 0.5  # every pixel is well covered
 
 
-def test_windows_are_few_equal_and_overlap_enough() -> None:
-    assert plan_windows(20, length=30, overlap=15) == [(0, 20)]
-    assert plan_windows(36, length=30, overlap=15) == [(0, 26), (10, 36)]
-    assert plan_windows(75, length=30, overlap=15) == [(0, 30), (15, 45), (30, 60), (45, 75)]
-    for frames in range(31, 200):
-        windows = plan_windows(frames, length=30, overlap=15)
-        assert windows[0][0] == 0
-        assert windows[-1][1] == frames
-        assert len({stop - start for start, stop in windows}) == 1
-        assert all(stop - start <= 30 for start, stop in windows)
-        assert all(a[1] - b[0] >= 15 for a, b in itertools.pairwise(windows))
-        # as much network work as the reference's windows every 15 frames (equal lengths may
-        # round up by a frame per window)
-        reference = sum(min(s + 30, frames) - s for s in range(0, frames - 15, 15))
-        work = sum(stop - start for start, stop in windows)
-        assert work <= reference + len(windows) - 1
+def test_windows_follow_the_reference_schedule_on_a_fixed_grid() -> None:
+    assert plan_windows(0, 20, length=30, overlap=15) == [(0, 20)]
+    assert plan_windows(0, 36, length=30, overlap=15) == [(0, 30), (15, 36)]
+    assert plan_windows(0, 75, length=30, overlap=15) == [(0, 30), (15, 45), (30, 60), (45, 75)]
+    for start in range(-40, 40, 7):
+        for stop in range(start + 1, start + 130, 5):
+            windows = plan_windows(start, stop, length=30, overlap=15)
+            assert windows[0][0] == start
+            assert windows[-1][1] == stop
+            assert all(0 < e - s <= 30 for s, e in windows)
+            assert all(a[1] - b[0] >= 15 for a, b in itertools.pairwise(windows))
+            # the reference's work: T + (n - 1) * overlap frames
+            work = sum(e - s for s, e in windows)
+            assert work == stop - start + (len(windows) - 1) * 15
     with pytest.raises(ValueError, match="overlap"):
-        plan_windows(40, length=10, overlap=10)
+        plan_windows(0, 40, length=10, overlap=10)
     assert window_weights(6).tolist() == [1, 2, 3, 3, 2, 1]
+
+
+def test_clips_sharing_frames_share_their_inner_windows() -> None:
+    short = plan_windows(1001, 1101, length=30, overlap=15)
+    wide = plan_windows(990, 1130, length=30, overlap=15)
+    assert set(short[1:-1]) <= set(wide)
+    assert short[1:-1] == [(1005, 1035), (1020, 1050), (1035, 1065), (1050, 1080),
+                           (1065, 1095)]
 
 
 def test_memory_rule_tiles_only_when_needed() -> None:

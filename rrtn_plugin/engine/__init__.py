@@ -1,24 +1,27 @@
 """The clip engine: schedules the network over clips of any size and length.
 
-``restore_clip`` pads frames to sizes the network takes, splits long clips into cross-faded
-windows, computes each frame pair's flow once, tiles frames that exceed the memory budget, and
-runs the recursion passes.
+:class:`ClipSession` holds a clip's frames and restores any range of them, caching flows,
+masks, features and window results in a :class:`WorkCache` keyed by content; ``restore_clip``
+is the one-call form. Frames are padded to sizes the network takes, long clips run in
+cross-faded windows, each frame pair's flow is computed once, frames that exceed the memory
+budget are tiled, and the recursion passes run until the output settles.
 """
 
-from rrtn_plugin.engine.clip import (
-    ClipResult,
-    Progress,
-    RestoreOptions,
-    psnr_8bit,
-    quantize_8bit,
-    restore_clip,
-)
+from rrtn_plugin.engine.cache import CacheUsage, WorkCache
+from rrtn_plugin.engine.clip import ClipResult, restore_clip
 from rrtn_plugin.engine.device import resolve_device
+from rrtn_plugin.engine.metrics import psnr_8bit, quantize_8bit
+from rrtn_plugin.engine.options import Progress, RestoreOptions
+from rrtn_plugin.engine.session import ClipSession, SessionResult
 
 __all__ = [
+    "CacheUsage",
     "ClipResult",
+    "ClipSession",
     "Progress",
     "RestoreOptions",
+    "SessionResult",
+    "WorkCache",
     "psnr_8bit",
     "quantize_8bit",
     "resolve_device",

@@ -1,10 +1,11 @@
 """Temporal windows: which frames each network run sees, and how overlapping results combine.
 
-A clip longer than one window is covered by the fewest windows of at most ``length`` frames
-that overlap by at least ``overlap``; all windows get the same length and are spread evenly, so
-none is a short tail with little context (the reference's last window can be a few frames). The
-network runs over about T + (n − 1)·overlap frames, as with the reference's schedule (equal
-lengths round up by at most one frame per window).
+Windows lie on a grid anchored at frame 0: window k spans frames [k·s, k·s + length) with
+s = length − overlap, clipped to the clip, and a window that lies inside another is dropped.
+Every clip therefore runs the reference driver's schedule (windows every s frames, the last
+ending on the clip's last frame, more than ``overlap`` frames long), and two clips that share
+frames share their interior windows exactly — so a session can widen its range, or another
+session can reuse cached work, recomputing only the windows at the edges.
 
 A frame covered by several windows is their weighted average, each window weighted by the
 frame's distance (in frames, from 1) to the window's nearer end: a frame near a window's edge,
@@ -14,23 +15,28 @@ sits deeper, and the weights change gradually from frame to frame, so no seam sh
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
-def plan_windows(num_frames: int, *, length: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, stop) ranges of the windows covering ``num_frames`` frames."""
+def plan_windows(start: int, stop: int, *, length: int,
+                 overlap: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges, in frame numbers, of the windows covering frames [start, stop)."""
     if length < 3:
         raise ValueError(f"window length must be at least 3 frames, got {length}")
     if not 0 <= overlap < length:
         raise ValueError(f"window overlap must be in [0, {length}), got {overlap}")
-    if num_frames <= length:
-        return [(0, num_frames)]
-    count = math.ceil((num_frames - overlap) / (length - overlap))
-    size = math.ceil((num_frames + (count - 1) * overlap) / count)
-    starts = [round(k * (num_frames - size) / (count - 1)) for k in range(count)]
-    return [(start, start + size) for start in starts]
+    if stop <= start:
+        raise ValueError(f"empty frame range [{start}, {stop})")
+    step = length - overlap
+    windows = []
+    k = (start - length) // step + 1  # the first grid window that reaches past ``start``
+    while k * step < stop:
+        lo, hi = max(start, k * step), min(stop, k * step + length)
+        if hi > lo and (lo, hi) not in windows:
+            windows.append((lo, hi))
+        k += 1
+    return [w for w in windows
+            if not any(o != w and o[0] <= w[0] and w[1] <= o[1] for o in windows)]
 
 
 def window_weights(length: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ Tensor API (all frames in RRTN's encoding: display-referred luminance mapped to 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +101,8 @@ class RRTN(nn.Module):
         self.conv_hr = conv_hr
         self.conv_last = conv_last
         self.lrelu = nn.LeakyReLU(0.1)
+        # torchvision's RAFT keeps its correlation pyramid on the module between calls.
+        self._flow_lock = threading.Lock()
 
     # -- validation --------------------------------------------------------------------------
 
@@ -120,8 +123,13 @@ class RRTN(nn.Module):
     # -- flow and mask -----------------------------------------------------------------------
 
     def estimate_flow(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) × 2 → (B, 2, H, W): flow on image1's grid that warps image2 onto it."""
-        return estimate_flow(self.flow_net, image1, image2, num_updates=self.config.flow_updates)
+        """(B, C, H, W) × 2 → (B, 2, H, W): flow on image1's grid that warps image2 onto it.
+
+        Safe to call from several threads (the calls are serialised).
+        """
+        with self._flow_lock:
+            return estimate_flow(self.flow_net, image1, image2,
+                                 num_updates=self.config.flow_updates)
 
     def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's flows for a clip.
@@ -172,8 +180,12 @@ class RRTN(nn.Module):
 
     # -- the network after flow --------------------------------------------------------------
 
+    def spatial_features(self, lq: torch.Tensor, noise_mask: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) frames and (N, 1, H, W) masks → (N, F, H, W) spatial features."""
+        return self.feat_extract(torch.cat([lq, noise_mask], dim=1))
+
     def restore(self, lq: torch.Tensor, *, noise_mask: torch.Tensor, flows_forward: torch.Tensor,
-                flows_backward: torch.Tensor,
+                flows_backward: torch.Tensor, spatial: list[torch.Tensor] | None = None,
                 on_step: Callable[[], None] | None = None) -> torch.Tensor:
         """Propagate and reconstruct with given flows and mask.
 
@@ -182,6 +194,7 @@ class RRTN(nn.Module):
             noise_mask: (N, T, 1, H, W).
             flows_forward: (N, T−1, 2, H, W), ``[:, i]`` = flow(i+1 → i).
             flows_backward: (N, T−1, 2, H, W), ``[:, i]`` = flow(i → i+1).
+            spatial: the T (N, F, H, W) outputs of :meth:`spatial_features`, when already known.
             on_step: called after each frame of each branch and of the reconstruction (progress,
                 cancellation: an exception raised there stops the computation).
 
@@ -196,8 +209,10 @@ class RRTN(nn.Module):
             if flows.shape != (n, t - 1, 2, h, w):
                 raise ValueError(f"{name} must be {(n, t - 1, 2, h, w)}, got {tuple(flows.shape)}")
         step = on_step or _no_op
-        spatial = [self.feat_extract(torch.cat([lq[:, i], noise_mask[:, i]], dim=1))
-                   for i in range(t)]
+        if spatial is None:
+            spatial = [self.spatial_features(lq[:, i], noise_mask[:, i]) for i in range(t)]
+        elif len(spatial) != t:
+            raise ValueError(f"spatial must hold {t} feature maps, got {len(spatial)}")
         branches: dict[str, list[torch.Tensor]] = {}
         for name in BRANCHES:
             flows = flows_backward if name.startswith("backward") else flows_forward

@@ -1,0 +1,1 @@
+"""Generated gRPC code for proto/rrtn/v1/restorer.proto (regenerate with proto/generate.py)."""

@@ -1,0 +1,126 @@
+"""Sessions: repeated, widened and changed requests reuse exactly the work that still holds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache, restore_clip
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.model import RRTN
+from rrtn_plugin.samples import panning_clip
+
+OPTIONS = RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu")
+
+
+def session_for(model: RRTN, clip: torch.Tensor, *, options: RestoreOptions = OPTIONS,
+                cache: WorkCache | None = None, first_frame: int = 1001) -> ClipSession:
+    cache = cache or WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    session = ClipSession(first_frame=first_frame, num_frames=clip.shape[0],
+                          height=clip.shape[1], width=clip.shape[2], first=model,
+                          options=options, cache=cache)
+    for t, frame in enumerate(clip):
+        session.put_frame(first_frame + t, frame)
+    return session
+
+
+def test_session_matches_restore_clip(small_model: RRTN) -> None:
+    clip = panning_clip(12, 128, 128, seed=4)
+    session = session_for(small_model, clip)
+    result = session.restore(range(1001, 1013))
+    whole = restore_clip(clip, first=small_model, options=OPTIONS, first_frame=1001)
+    assert torch.equal(torch.stack([result.frames[f] for f in range(1001, 1013)]), whole.frames)
+
+
+def test_asking_again_recomputes_nothing(small_model: RRTN) -> None:
+    session = session_for(small_model, panning_clip(12, 128, 128, seed=4))
+    first = session.restore(range(1003, 1009))
+    again = session.restore(range(1003, 1009))
+    assert first.windows_computed > 0
+    assert (again.windows_computed, again.flow_pairs) == (0, [0])
+    assert again.windows_cached == first.windows_computed
+    for f in range(1003, 1009):
+        assert torch.equal(first.frames[f], again.frames[f])
+
+
+def test_widening_computes_only_the_new_windows(small_model: RRTN) -> None:
+    session = session_for(small_model, panning_clip(15, 128, 128, seed=4))
+    # windows on the grid: (1001,1005) (1002,1008) (1005,1011) (1008,1014) (1011,1016)
+    assert session.restore([1005]).windows_computed == 2
+    wider = session.restore(range(1005, 1012))
+    assert (wider.windows_cached, wider.windows_computed) == (2, 2)
+
+
+def test_a_changed_frame_invalidates_exactly_its_windows(small_model: RRTN) -> None:
+    clip = panning_clip(15, 128, 128, seed=4)
+    session = session_for(small_model, clip)
+    before = session.restore(range(1001, 1016))
+    assert not session.put_frame(1003, clip[2].clone())  # same content: nothing changes
+    assert session.put_frame(1003, (clip[2] * 0.9).contiguous())
+    after = session.restore(range(1001, 1016))
+    # Frame 1003 and its mask neighbours 1002/1004 lie in windows (1001,1005) and (1002,1008).
+    assert (after.windows_computed, after.windows_cached) == (2, 3)
+    # 1003 with 1002 and 1004, both ways, and 1001 -> 1003 (the first frame's mask looks at
+    # frame 3 of the clip, as the reference's does)
+    assert after.flow_pairs == [5]
+    assert torch.equal(after.frames[1015], before.frames[1015])
+    assert not torch.equal(after.frames[1003], before.frames[1003])
+
+
+def test_recursion_needs_a_window_more_per_pass(small_model: RRTN) -> None:
+    clip = panning_clip(40, 128, 128, seed=2)
+    options = RestoreOptions(window=6, overlap=3, max_passes=2, stop_psnr=200, device="cpu")
+    session = session_for(small_model, clip, options=options, first_frame=0)
+    # Pass 2 of frame 20 runs windows (15,21) and (18,24): frames 15-23 and mask neighbours
+    # 14 and 24, whose pass-1 outputs come from windows (9,15) ... (24,30), neighbours 8, 30.
+    assert session.needed_frames([20]) == list(range(8, 31))
+    fresh = ClipSession(first_frame=0, num_frames=40, height=128, width=128, first=small_model,
+                        options=options,
+                        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30))
+    for f in range(10, 29):
+        fresh.put_frame(f, clip[f])
+    assert fresh.missing_frames([20]) == [8, 9, 29, 30]
+    with pytest.raises(RRTNError, match="frames not given to the session: 8-9, 29-30") as info:
+        fresh.restore([20])
+    assert info.value.kind is ErrorKind.NOT_FOUND
+    result = session.restore([20])
+    assert len(result.pass_psnr) == 2
+    assert result.windows_computed == 6 + 2
+
+
+def test_sessions_share_a_cache(small_model: RRTN) -> None:
+    cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    clip = panning_clip(12, 128, 128, seed=4)
+    a = session_for(small_model, clip, cache=cache)
+    b = session_for(small_model, clip, cache=cache)
+    a.restore(range(1001, 1013))
+    shared = b.restore(range(1001, 1013))
+    assert shared.windows_computed == 0
+
+
+def test_cache_evicts_least_recently_used_device_to_host_to_nothing() -> None:
+    cache = WorkCache(device=torch.device("cpu"), device_budget=800, host_budget=800)
+    for i in range(5):  # 400 bytes each
+        cache.put(("k", i), torch.zeros(100), owner="s")
+    usage = cache.usage("s")
+    assert (usage.device_bytes, usage.host_bytes, usage.entries) == (800, 800, 4)
+    assert cache.get(("k", 0), owner="s") is None  # dropped
+    assert cache.get(("k", 1), owner="s") is not None  # was on host, back on the device
+    assert cache.usage().hits == 1
+    cache.release("s")
+    assert cache.usage("s").entries == 0
+    single = WorkCache(device=torch.device("cpu"), device_budget=800)
+    for i in range(3):
+        single.put(("k", i), torch.zeros(100), owner="s")
+    assert single.usage("s").entries == 2
+    assert single.get(("k", 0), owner="s") is None
+
+
+def test_bad_frames_are_named(small_model: RRTN) -> None:
+    session = session_for(small_model, panning_clip(4, 128, 128))
+    with pytest.raises(RRTNError, match="frame 1010 is outside the session's clip 1001-1004"):
+        session.put_frame(1010, torch.zeros(128, 128))
+    with pytest.raises(RRTNError, match="frame 1002 is"):
+        session.put_frame(1002, torch.zeros(64, 128))
+    with pytest.raises(RRTNError, match="NaN"):
+        session.put_frame(1002, torch.full((128, 128), float("nan")))
