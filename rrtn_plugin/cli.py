@@ -2,9 +2,11 @@
 
 Subcommands: ``restore`` (a frame sequence in, restored frames and AOVs out, here or on a
 server), ``serve`` (the gRPC server), ``demo`` (a clip made on the fly, through the same
-pipeline) and ``info`` (what a checkpoint holds). Errors the
-user can act on print one line and exit non-zero: 2 bad input, 3 out of memory, 130 cancelled
-or interrupted, 143 terminated. Exit 0 means every requested frame was written.
+pipeline), ``degrade`` (synthetic film damage on a sequence), ``train`` (train or fine-tune
+checkpoints), ``evaluate`` (quality table against a classical baseline) and ``info`` (what a
+checkpoint holds). Without ``--model`` the bundled small model is used. Errors the user can act
+on print one line and exit non-zero: 2 bad input, 3 out of memory, 130 cancelled or
+interrupted, 143 terminated. Exit 0 means every requested frame was written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -25,13 +28,36 @@ import torch
 from rrtn_plugin import __version__
 from rrtn_plugin.aovs import parse_aovs
 from rrtn_plugin.color import ColorMode
+from rrtn_plugin.degrade.files import degrade_sequence
 from rrtn_plugin.demo import run_demo
 from rrtn_plugin.engine import Progress, RestoreOptions
+from rrtn_plugin.engine.device import resolve_device
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.evaluate import (
+    clean_warp_error,
+    evaluate,
+    format_table,
+    held_out_clips,
+    identity_method,
+    median_method,
+    model_method,
+    sequence_pair,
+)
 from rrtn_plugin.io.image import read_info
 from rrtn_plugin.io.sequence import parse_frames, parse_pattern
 from rrtn_plugin.job import JobSettings, plan_frames, restore_sequence
-from rrtn_plugin.model import RRTN, build_identity_rrtn, load_rrtn, read_metadata
+from rrtn_plugin.model import RRTN, load_rrtn, read_metadata
+from rrtn_plugin.model.flow import FLOW_SOURCES
+from rrtn_plugin.training import (
+    LOSSES,
+    PAPER_CONFIG,
+    SMALL_CONFIG,
+    STAGES,
+    TrainProgress,
+    TrainSettings,
+    train,
+)
+from rrtn_plugin.weights import load_bundled
 
 EXIT_CODES = {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.OUT_OF_MEMORY: 3,
               ErrorKind.CANCELLED: 130}
@@ -73,10 +99,11 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def load_models(model: Path | None, model_second: Path | None) -> tuple[RRTN, RRTN | None]:
-    """``--model`` (a checkpoint, or a folder with the official pair) and ``--model-second``."""
+    """``--model`` (a checkpoint, or a folder with the official pair) and ``--model-second``;
+    without ``--model``, the bundled small model (for both passes unless ``--model-second``)."""
     if model is None:
-        raise RRTNError("no model: pass --model with the authors' rrtn_128_first.pth (or a "
-                        f"folder holding {' and '.join(OFFICIAL_NAMES)})")
+        first, second = load_bundled()
+        return first, load_rrtn(model_second) if model_second else second
     if model.is_dir():
         first_path, second_path = (model / name for name in OFFICIAL_NAMES)
         if not first_path.is_file():
@@ -87,9 +114,17 @@ def load_models(model: Path | None, model_second: Path | None) -> tuple[RRTN, RR
     return load_rrtn(model), (load_rrtn(model_second) if model_second else None)
 
 
+def max_passes(args: argparse.Namespace, default: int) -> int:
+    """``--max-passes``, else 1 for the bundled model (it has no second-pass network, and
+    re-running the first made its held-out PSNR 2 dB worse), else ``default``."""
+    if args.max_passes is not None:
+        return args.max_passes
+    return 1 if args.model is None and args.model_second is None else default
+
+
 def restore_options(args: argparse.Namespace) -> RestoreOptions:
     return RestoreOptions(
-        window=args.window, overlap=args.overlap, max_passes=args.max_passes,
+        window=args.window, overlap=args.overlap, max_passes=max_passes(args, 4),
         stop_psnr=args.stop_psnr, flow_max_pixels=args.flow_max_pixels or None, tile=args.tile,
         memory_budget=int(args.memory_budget * 2**30) if args.memory_budget else None,
         device=args.device, precision=args.precision,
@@ -172,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host_budget=int((args.host_budget or 0) * 2**30), max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout, path_roots=tuple(args.root))
     service = RestoreService([ServedModel(args.name, first, second,
-                                          description=str(args.model))],
+                                          description=str(args.model or "bundled small model"))],
                              device=args.device, limits=limits, ocio_config=args.ocio_config)
     server = start_server(service, address=args.listen, security=ServerSecurity(
         token=_token(args.token_file), tls_cert=args.tls_cert, tls_key=args.tls_key))
@@ -186,14 +221,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.model is None:
-        print("note: no --model given and no trained weights are bundled yet: using a network "
-              "that passes frames through unchanged (flow and mask still run)", file=sys.stderr)
-        first, second = build_identity_rrtn(), None
-    else:
-        first, second = load_models(args.model, args.model_second)
+    first, second = load_models(args.model, args.model_second)
     width, height = args.size
-    options = RestoreOptions(device=args.device, max_passes=args.max_passes)
+    options = RestoreOptions(device=args.device, max_passes=max_passes(args, 2))
     report = run_demo(args.out, first=first, second=second, frames=args.frames, width=width,
                       height=height, seed=args.seed, options=options,
                       progress=ProgressPrinter())
@@ -203,7 +233,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
           + " (PSNR between each pass's input and output)")
     print(f"PSNR against the clean clip: damaged {report.psnr_damaged:.2f} dB, restored "
           f"{report.psnr_restored:.2f} dB")
-    print(f"wrote {report.sheet} (columns: damaged, restored, noise mask)")
+    print(f"wrote {report.sheet} (columns: damaged, restored, clean, noise mask)")
+    return 0
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    params = degrade_sequence(args.input, args.output, seed=args.seed,
+                              input_colorspace=args.input_colorspace, mask=args.mask)
+    print(f"wrote damaged frames to {args.output}" + (f" and masks to {args.mask}"
+                                                       if args.mask else ""))
+    print("damage: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in asdict(params).items()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = TrainSettings(
+        out=args.out, stage=args.stage, steps=args.steps, batch=args.batch, frames=args.frames,
+        crop=args.crop, lr=args.lr, loss=args.loss, init=args.init,
+        config=replace(SMALL_CONFIG if args.size == "small" else PAPER_CONFIG,
+                       flow_source=args.flow),
+        first_model=args.first_model, clean=[parse_pattern(p, must_exist=True)
+                                             for p in args.clean],
+        input_colorspace=args.input_colorspace, seed=args.seed,
+        device=str(resolve_device(args.device)), save_every=args.save_every, resume=args.resume)
+    tty = sys.stderr.isatty()
+
+    def report(p: TrainProgress) -> None:
+        if tty or p.step % 10 == 0 or p.step == p.steps:
+            eta = (p.steps - p.step) * p.seconds_per_step
+            start = "\r" if tty else ""
+            print(f"{start}step {p.step}/{p.steps} loss {p.loss:.4f} "
+                  f"{p.seconds_per_step:.2f} s/step, {eta / 60:.0f} min left",
+                  end="" if tty and p.step < p.steps else "\n", file=sys.stderr, flush=True)
+
+    final = train(settings, report)
+    print(f"wrote {final}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    first, second = load_models(args.model, args.model_second)
+    if args.damaged or args.clean:
+        if not (args.damaged and args.clean):
+            raise RRTNError("give both --damaged and --clean sequences (or neither, for the "
+                            "built-in held-out clips)")
+        clips = [sequence_pair(parse_pattern(args.damaged, must_exist=True),
+                               parse_pattern(args.clean, must_exist=True),
+                               mask=parse_pattern(args.mask, must_exist=True)
+                               if args.mask else None,
+                               input_colorspace=args.input_colorspace)]
+    else:
+        width, height = args.size
+        clips = held_out_clips(frames=args.frames, height=height, width=width,
+                               per_still=args.per_still, seed=args.seed)
+    options = RestoreOptions(device=args.device, max_passes=max_passes(args, 2))
+    methods = {"damaged input": identity_method,
+               "temporal median ±1 (DIS)": median_method(1),
+               f"RRTN ({args.model.name if args.model else 'bundled'})":
+                   model_method(first, second, options)}
+    rows = evaluate(clips, methods)
+    print(f"{len(clips)} clip(s), {sum(c.clean.shape[0] for c in clips)} frames")
+    print(format_table(rows, clean_warp_error(clips)))
     return 0
 
 
@@ -257,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--aovs", default="", help="comma-separated: mask,repair,motion")
     restore.add_argument("--window", type=int, default=30, help="frames per network run")
     restore.add_argument("--overlap", type=int, help="frames shared by windows (default half)")
-    restore.add_argument("--max-passes", type=int, default=4)
+    restore.add_argument("--max-passes", type=int,
+                         help="recursion passes at most (default 4; 1 with the bundled model)")
     restore.add_argument("--stop-psnr", type=float, default=43.0)
     restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     restore.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
@@ -305,9 +397,73 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=12)
     demo.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--max-passes", type=int, default=2)
+    demo.add_argument("--max-passes", type=int,
+                      help="default 2; 1 with the bundled model")
     demo.add_argument("--device", default="auto")
     demo.set_defaults(run=cmd_demo)
+
+    degrade = sub.add_parser("degrade", help="add synthetic film damage to a sequence",
+                             description="Damage INPUT into OUTPUT (patterns) with dust, dirt, "
+                                         "hairs, scratches, flicker, fading, grain, blur and "
+                                         "compression drawn from --seed.")
+    degrade.add_argument("input")
+    degrade.add_argument("output")
+    degrade.add_argument("--seed", type=int, default=0)
+    degrade.add_argument("--mask", help="also write the true damage mask to this pattern")
+    degrade.add_argument("--input-colorspace", help="colour space of the frames (default: the "
+                                                    "scene_linear role)")
+    degrade.set_defaults(run=cmd_degrade)
+
+    training = sub.add_parser("train", help="train or fine-tune a checkpoint",
+                              description="Train on clean footage with synthetic damage; "
+                                          "resumable with --resume.")
+    training.add_argument("--out", type=Path, required=True, help="folder for checkpoints")
+    training.add_argument("--stage", choices=STAGES, default="first",
+                          help="first pass, or second pass (trained on the first's outputs)")
+    training.add_argument("--first-model", type=Path,
+                          help="the first-pass checkpoint (for --stage second)")
+    training.add_argument("--init", type=Path,
+                          help="checkpoint to fine-tune (default: a fresh small network)")
+    training.add_argument("--size", choices=["small", "paper"], default="small",
+                          help="a fresh network's size: the bundled model's or the paper's")
+    training.add_argument("--flow", choices=FLOW_SOURCES, default="dis",
+                          help="flow source of a fresh network (raft needs --init)")
+    training.add_argument("--clean", action="append", default=[],
+                          help="clean footage, a sequence pattern (repeatable; default: the "
+                               "built-in stills with a synthetic camera)")
+    training.add_argument("--input-colorspace", help="colour space of --clean frames")
+    training.add_argument("--steps", type=int, default=2000)
+    training.add_argument("--batch", type=int, default=4)
+    training.add_argument("--frames", type=int, default=7)
+    training.add_argument("--crop", type=int, default=128)
+    training.add_argument("--lr", type=float, default=2e-4)
+    training.add_argument("--loss", choices=LOSSES, default="mse",
+                          help="mse (default), or the paper's charbonnier, or l1")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--save-every", type=int, default=100)
+    training.add_argument("--resume", action="store_true", help="continue from --out")
+    training.add_argument("--device", default="auto")
+    training.set_defaults(run=cmd_train)
+
+    evaluation = sub.add_parser("evaluate", help="measure quality against a baseline",
+                                description="PSNR, SSIM, warp error and damage-mask precision/"
+                                            "recall of the damaged input, a motion-compensated "
+                                            "temporal median and the model, on the held-out "
+                                            "clips or on --damaged/--clean sequences.")
+    _add_model_arguments(evaluation)
+    evaluation.add_argument("--damaged", help="damaged sequence pattern")
+    evaluation.add_argument("--clean", help="its clean original")
+    evaluation.add_argument("--mask", help="true damage mask sequence (optional)")
+    evaluation.add_argument("--input-colorspace", help="colour space of the sequences")
+    evaluation.add_argument("--frames", type=int, default=12, help="frames per held-out clip")
+    evaluation.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
+    evaluation.add_argument("--per-still", type=int, default=4,
+                            help="held-out clips per held-out still")
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--max-passes", type=int,
+                            help="default 2; 1 with the bundled model")
+    evaluation.add_argument("--device", default="auto")
+    evaluation.set_defaults(run=cmd_evaluate)
 
     info = sub.add_parser("info", help="show what a checkpoint holds")
     info.add_argument("checkpoint", type=Path)

@@ -1,8 +1,9 @@
 """The demo job: a damaged clip made on the fly, restored through the whole file pipeline.
 
-It writes the damaged clip as scene-linear EXR frames, restores them with
-:func:`restore_sequence` (colour conversion, engine, AOVs) and writes a before/after contact
-sheet, measuring PSNR against the clean clip it started from.
+A held-out still (never seen in training) is filmed by a synthetic camera and damaged with
+:mod:`rrtn_plugin.degrade`. The demo writes the damaged clip as scene-linear EXR frames,
+restores them with :func:`restore_sequence` (colour conversion, engine, AOVs) and writes a
+before/after contact sheet, measuring PSNR against the clean clip it started from.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
+import torch
 
 from rrtn_plugin.aovs import Aov
 from rrtn_plugin.color import LUMA_WEIGHTS, Converter, load_config, working_colorspace
+from rrtn_plugin.degrade import degrade_clip
 from rrtn_plugin.engine import Progress, RestoreOptions
+from rrtn_plugin.footage import HELD_OUT_STILLS, camera_clip, load_still
 from rrtn_plugin.io.image import read_pixels, write_image
 from rrtn_plugin.job import JobReport, JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
-from rrtn_plugin.samples import panning_clip
 
 LINEAR = "Linear Rec.709 (sRGB)"
 FIRST_FRAME = 1001
@@ -45,8 +48,11 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
              height: int, seed: int, options: RestoreOptions,
              progress: Callable[[Progress], None] | None = None) -> DemoReport:
     """Make, damage, write, restore and compare a clip; everything goes under ``out``."""
-    clean = panning_clip(frames, height, width, seed=seed, specks=0).numpy()
-    damaged = panning_clip(frames, height, width, seed=seed, specks=8).numpy()
+    generator = torch.Generator().manual_seed(seed)
+    clean_clip = camera_clip(load_still(HELD_OUT_STILLS[0]), frames=frames, height=height,
+                             width=width, generator=generator)
+    clean = clean_clip.numpy()
+    damaged = degrade_clip(clean_clip, generator=generator).frames.numpy()
     config = load_config()
     converter = Converter(config, source=LINEAR, working=working_colorspace(config))
     src_dir, dst_dir = out / "damaged", out / "restored"
@@ -72,7 +78,7 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
     sheet = out / "before_after.png"
     rows = sorted({0, frames // 3, (2 * frames) // 3, frames - 1})
     peak = max(float(mask.max()), 1e-6)
-    contact = contact_sheet([damaged, restored_clip, mask / peak], rows)
+    contact = contact_sheet([damaged, restored_clip, clean, mask / peak], rows)
     write_image(sheet, contact[..., None], channels=("Y",),
                 template=oiio.ImageSpec(contact.shape[1], contact.shape[0], 1, "uint8"))
     return DemoReport(job=job, psnr_damaged=psnr(damaged, clean),

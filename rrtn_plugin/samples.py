@@ -1,8 +1,8 @@
-"""Synthetic footage made on the fly, for the demo, the benchmarks and the tests.
+"""Synthetic footage made on the fly, for the benchmarks and the tests.
 
 A smooth random texture pans across the frame and one-frame dust specks (dark and bright) are
 dropped on it: enough structure and motion for flow, and damage the noise mask can see. The
-full film-damage model (scratches, hairs, flicker, grain) lives in its own module.
+full film-damage model (scratches, hairs, flicker, grain) is :mod:`rrtn_plugin.degrade`.
 """
 
 from __future__ import annotations

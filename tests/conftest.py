@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# oneDNN picks convolution kernels by CPU: with AVX-512 (measured on an AMD EPYC) RAFT's flows
+# differ from the golden ones by 7e-6 px, which the noise mask's square root near zero turns into
+# 1.5e-4. Capped at AVX2, the results equal the golden tensors exactly (0.0) on both machines
+# measured. Set before torch loads oneDNN; it only changes which kernels the tests use.
+os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+
 import pytest
 import torch
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,15 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with atomic_output(target) as tmp:
         tmp.write_bytes(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["frame.0001.exr"]
+
+
+def test_atomic_output_has_ordinary_permissions(tmp_path: Path) -> None:
+    with atomic_output(tmp_path / "frame.exr") as tmp:
+        tmp.write_bytes(b"frame")
+    umask = os.umask(0)
+    os.umask(umask)
+    # what a plain open() would give, not the temporary file's owner-only 0600
+    assert stat.S_IMODE((tmp_path / "frame.exr").stat().st_mode) == 0o666 & ~umask
 
 
 def test_exr_keeps_pixels_channels_and_header(tmp_path: Path) -> None:

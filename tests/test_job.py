@@ -131,7 +131,7 @@ def test_handles_are_read_not_written_and_clamped_to_media(tmp_path: Path,
     ("aovs", r"unknown AOV 'masks'"),
     ("range", r"bad frame range '1001:1004'"),
     ("overwrite", r"would overwrite the input"),
-    ("model", r"no model: pass --model"),
+    ("model", r"checkpoint not found: .*missing\.pth"),
 ])
 def test_bad_input_fails_before_any_work_naming_the_problem(
         tmp_path: Path, identity_checkpoint: Path, capsys: pytest.CaptureFixture[str],
@@ -158,8 +158,7 @@ def test_bad_input_fails_before_any_work_naming_the_problem(
     elif damage == "overwrite":
         args[2] = str(source)
     elif damage == "model":
-        args.remove("--model")
-        args.remove(str(identity_checkpoint))
+        args[args.index(str(identity_checkpoint))] = str(tmp_path / "missing.pth")
     assert main(args) == 2
     errors = [line for line in capsys.readouterr().err.splitlines()
               if line.startswith("rrtn-plugin: error:")]

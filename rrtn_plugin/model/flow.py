@@ -1,19 +1,62 @@
-"""Optical flow for RRTN: torchvision's RAFT-large, fed the way the reference feeds its RAFT."""
+"""Optical flow for RRTN: torchvision's RAFT-large, fed the way the reference feeds its RAFT,
+or a classical estimator (OpenCV's DIS) for models trained without RAFT weights.
+
+Both take frames in RRTN's [-1, 1] encoding and return flow on the first image's grid that
+warps the second onto it. Which one a network uses is its ``RRTNConfig.flow_source``, recorded
+in our checkpoints; the authors' checkpoints use RAFT.
+"""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models.optical_flow import raft_large
+from torchvision.models.optical_flow.raft import RAFT
 
 RAFT_MIN_SIDE = 128
 """RAFT's coarsest correlation level is H/64 × W/64; below 128 px it degenerates (NaN flows)."""
 RAFT_MULTIPLE = 8
+FLOW_SOURCES = ("raft", "dis")
+"""``raft``: torchvision RAFT-large with the checkpoint's weights. ``dis``: OpenCV's Dense Inverse
+Search, parameter-free, no weights to download."""
 
 
 def build_raft() -> nn.Module:
     """An untrained torchvision RAFT-large (weights come from the RRTN checkpoint)."""
     return raft_large(weights=None, progress=False)
+
+
+class DISFlow(nn.Module):
+    """OpenCV's DIS optical flow (medium preset) as a parameter-free module.
+
+    Runs on the CPU whatever the input's device; the result comes back on the input's device.
+    """
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) × 2 in [-1, 1] → (B, 2, H, W) flow on image1's grid (x first)."""
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        first, second = _to_gray8(image1), _to_gray8(image2)
+        flows = [dis.calc(a, b, None) for a, b in zip(first, second, strict=True)]
+        out = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)
+        return out.to(device=image1.device, dtype=torch.float32)
+
+
+def build_flow_net(source: str) -> nn.Module:
+    """The flow estimator named by ``source`` (one of ``FLOW_SOURCES``), untrained."""
+    if source == "raft":
+        return build_raft()
+    if source == "dis":
+        return DISFlow()
+    raise ValueError(f"unknown flow source {source!r}; expected one of {FLOW_SOURCES}")
+
+
+def _to_gray8(frames: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) in [-1, 1] → (B, H, W) uint8 luminance (channel mean for RGB)."""
+    gray = frames.detach().float().mean(dim=1)
+    codes = ((gray.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return np.ascontiguousarray(codes.cpu().numpy())
 
 
 def raft_input(lq: torch.Tensor) -> torch.Tensor:
@@ -32,14 +75,14 @@ def raft_input(lq: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def estimate_flow(raft: nn.Module, image1: torch.Tensor, image2: torch.Tensor, *,
+def estimate_flow(flow_net: nn.Module, image1: torch.Tensor, image2: torch.Tensor, *,
                   num_updates: int = 24) -> torch.Tensor:
     """Flow on ``image1``'s grid such that warping ``image2`` by it reproduces ``image1``.
 
     Args:
-        raft: torchvision RAFT in eval mode.
+        flow_net: torchvision RAFT in eval mode, or :class:`DISFlow`.
         image1, image2: (B, C, H, W) frames in RRTN's [-1, 1] encoding, C = 1 or 3;
-            H and W multiples of 8 and at least 128.
+            for RAFT, H and W multiples of 8 and at least 128.
         num_updates: RAFT's recurrent refinement steps (the reference uses 24).
 
     Returns:
@@ -47,8 +90,10 @@ def estimate_flow(raft: nn.Module, image1: torch.Tensor, image2: torch.Tensor, *
     """
     if image1.shape != image2.shape:
         raise ValueError(f"image shapes differ: {tuple(image1.shape)} vs {tuple(image2.shape)}")
+    if not isinstance(flow_net, RAFT):
+        return flow_net(image1, image2)
     h, w = image1.shape[-2:]
     if min(h, w) < RAFT_MIN_SIDE or h % RAFT_MULTIPLE or w % RAFT_MULTIPLE:
         raise ValueError(f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
                          f"{RAFT_MIN_SIDE}, got {h}x{w}")
-    return raft(raft_input(image1), raft_input(image2), num_flow_updates=num_updates)[-1]
+    return flow_net(raft_input(image1), raft_input(image2), num_flow_updates=num_updates)[-1]

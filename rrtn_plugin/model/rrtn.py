@@ -24,7 +24,7 @@ from torch import nn
 
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
-from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_raft, estimate_flow
+from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_flow_net, estimate_flow
 from rrtn_plugin.model.swin import SwinBackbone
 from rrtn_plugin.model.warp import flow_warp
 
@@ -48,11 +48,17 @@ class RRTNConfig:
     deform_groups: int = 16
     max_residue_magnitude: float = 10.0
     flow_updates: int = 24
+    flow_source: str = "raft"
 
     @property
     def size_multiple(self) -> int:
         """H and W must be multiples of this (the Swin windows at half resolution)."""
         return 2 * self.window_size
+
+    @property
+    def min_side(self) -> int:
+        """Smallest H and W the network takes (RAFT's pyramid needs 128 px)."""
+        return RAFT_MIN_SIDE if self.flow_source == "raft" else self.size_multiple
 
 
 def residual_indicator(current: torch.Tensor, warped_next: torch.Tensor,
@@ -72,7 +78,7 @@ class RRTN(nn.Module):
     """Recursive Recurrent Transformer Network for old-film restoration (WACV 2024).
 
     Args:
-        flow_net: torchvision RAFT-large.
+        flow_net: torchvision RAFT-large, or a classical estimator (``config.flow_source``).
         feat_extract: (N, C+1, H, W) frame and noise mask → (N, F, H, W) spatial features.
         deform_align: one :class:`SecondOrderDeformableAlignment` per branch in ``BRANCHES``.
         backbone: one :class:`SwinBackbone` per branch; branch i takes (2 + i)·F channels.
@@ -114,8 +120,9 @@ class RRTN(nn.Module):
         m = self.config.size_multiple
         if c != self.config.in_channels:
             raise ValueError(f"this network takes {self.config.in_channels} channel(s), got {c}")
-        if h % m or w % m or min(h, w) < RAFT_MIN_SIDE:
-            raise ValueError(f"H and W must be multiples of {m} and at least {RAFT_MIN_SIDE}, "
+        if h % m or w % m or min(h, w) < self.config.min_side:
+            raise ValueError(f"H and W must be multiples of {m} and at least "
+                             f"{self.config.min_side}, "
                              f"got {h}x{w}; pad the frames (the clip engine does)")
         if t < min_frames:
             raise ValueError(f"need at least {min_frames} frames, got {t}")
@@ -291,7 +298,7 @@ def build_rrtn(config: RRTNConfig | None = None) -> RRTN:
     if cfg.embed_dim // 4 != f:
         raise ValueError(f"embed_dim // 4 ({cfg.embed_dim // 4}) must equal num_feat ({f})")
     model = RRTN(
-        flow_net=build_raft(),
+        flow_net=build_flow_net(cfg.flow_source),
         feat_extract=ConvResBlock(cfg.in_channels + 1, f, cfg.extract_blocks),
         deform_align=nn.ModuleDict({
             name: SecondOrderDeformableAlignment(

@@ -1,0 +1,104 @@
+"""Quality measures of a restored clip against its clean original.
+
+All clips are (T, H, W) float32 display-referred luminance in [0, 1].
+
+- :func:`psnr` and :func:`ssim` (Gaussian-window SSIM of Wang et al. 2004), per frame, averaged;
+- :func:`warp_error`: temporal flicker, the mean absolute difference between each frame and the
+  next frame motion-compensated onto it, with motion taken from the clean clip;
+- :func:`mask_scores`: precision and recall of a detected damage mask against the true one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rrtn_plugin.model.flow import DISFlow
+from rrtn_plugin.model.warp import flow_warp
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"expected two (T, H, W) clips of one shape, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+
+
+def psnr(result: torch.Tensor, clean: torch.Tensor) -> float:
+    """Mean over frames of PSNR in dB (values clamped to [0, 1], peak 1)."""
+    _check_pair(result, clean)
+    mse = ((result.clamp(0, 1).double() - clean.clamp(0, 1).double()) ** 2).flatten(1).mean(1)
+    per_frame = [math.inf if m == 0 else -10 * math.log10(float(m)) for m in mse]
+    return sum(per_frame) / len(per_frame)
+
+
+def ssim(result: torch.Tensor, clean: torch.Tensor, *, sigma: float = 1.5) -> float:
+    """Mean SSIM over frames and pixels (11×11 Gaussian window, K1 0.01, K2 0.03, peak 1)."""
+    _check_pair(result, clean)
+    radius = 5
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum()).float()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, g.view(1, 1, 1, -1))
+        return F.conv2d(x, g.view(1, 1, -1, 1))
+
+    x = result.clamp(0, 1).unsqueeze(1).float()
+    y = clean.clamp(0, 1).unsqueeze(1).float()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def clip_motion(clean: torch.Tensor) -> torch.Tensor:
+    """(T−1, 2, H, W) flows ``[t]`` on frame t's grid that warp frame t+1 onto it (DIS)."""
+    frames = clean.unsqueeze(1) * 2 - 1
+    return DISFlow()(frames[:-1], frames[1:])
+
+
+def warp_error(clip: torch.Tensor, motion: torch.Tensor) -> float:
+    """Mean |frame t − frame t+1 warped onto t| over pixels whose match lies inside the frame.
+
+    ``motion`` comes from :func:`clip_motion` on the clean clip, so every result is compared
+    along the same trajectories; the clean clip's own value is the floor.
+    """
+    if clip.shape[0] < 2:
+        raise ValueError("the warp error needs at least 2 frames")
+    t, h, w = clip.shape
+    if motion.shape != (t - 1, 2, h, w):
+        raise ValueError(f"motion must be {(t - 1, 2, h, w)}, got {tuple(motion.shape)}")
+    x = clip.clamp(0, 1).unsqueeze(1)
+    warped = flow_warp(x[1:], motion)
+    inside = inside_frame(motion)
+    diff = (x[:-1, 0] - warped[:, 0]).abs()
+    return float(diff[inside].mean())
+
+
+def inside_frame(flow: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) bool: pixels whose match under the (..., 2, H, W) flow lies in the frame."""
+    h, w = flow.shape[-2:]
+    ys = torch.arange(h).view(h, 1) + flow[..., 1, :, :]
+    xs = torch.arange(w).view(1, w) + flow[..., 0, :, :]
+    return (ys >= 0) & (ys <= h - 1) & (xs >= 0) & (xs <= w - 1)
+
+
+@dataclass(frozen=True)
+class MaskScores:
+    precision: float
+    recall: float
+
+
+def mask_scores(detected: torch.Tensor, truth: torch.Tensor) -> MaskScores:
+    """Precision and recall of boolean ``detected`` against boolean ``truth`` (same shape)."""
+    if detected.shape != truth.shape:
+        raise ValueError(f"masks differ in shape: {tuple(detected.shape)} vs "
+                         f"{tuple(truth.shape)}")
+    hits = float((detected & truth).sum())
+    found, actual = float(detected.sum()), float(truth.sum())
+    return MaskScores(precision=hits / found if found else math.nan,
+                      recall=hits / actual if actual else math.nan)

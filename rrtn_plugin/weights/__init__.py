@@ -1,0 +1,33 @@
+"""The bundled default model: a small RRTN trained here on CPU (see README, "The bundled model").
+
+One checkpoint in our safetensors format, the first-pass network; later passes reuse it. It
+pairs the restorer with OpenCV's DIS optical flow, recorded in its metadata, because RAFT's
+trained weights cannot be bundled; the authors' checkpoints keep RAFT and are what to use for
+the paper's quality.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.model import RRTN, load_rrtn
+
+FIRST = "rrtn_small_first.safetensors"
+
+
+def bundled_path(name: str = FIRST) -> Path:
+    """Path of a bundled checkpoint file."""
+    path = Path(str(resources.files(__name__) / name))
+    if not path.is_file():
+        raise RRTNError(f"bundled checkpoint {name} is missing from {path.parent}; reinstall "
+                        "rrtn-plugin or pass --model", kind=ErrorKind.NOT_FOUND)
+    return path
+
+
+def load_bundled(device: str | torch.device = "cpu") -> tuple[RRTN, RRTN | None]:
+    """The bundled (first-pass, second-pass) networks; there is no second-pass network yet."""
+    return load_rrtn(bundled_path(), device), None

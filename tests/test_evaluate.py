@@ -1,0 +1,133 @@
+"""Quality measures, footage from stills, the temporal-median baseline and the evaluation table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+
+from rrtn_plugin.evaluate import (
+    EvalClip,
+    MethodOutput,
+    evaluate,
+    format_table,
+    held_out_clips,
+    identity_method,
+    median_method,
+    sequence_pair,
+    temporal_median,
+)
+from rrtn_plugin.footage import (
+    HELD_OUT_STILLS,
+    TRAINING_STILLS,
+    camera_clip,
+    load_still,
+)
+from rrtn_plugin.io.image import write_image
+from rrtn_plugin.io.sequence import parse_pattern
+from rrtn_plugin.quality import clip_motion, mask_scores, psnr, ssim, warp_error
+from rrtn_plugin.samples import panning_clip
+
+
+def test_psnr_and_ssim_known_values() -> None:
+    clean = panning_clip(3, 32, 32, specks=0)
+    assert psnr(clean.clamp(0, 0.9) + 0.1, clean.clamp(0, 0.9)) == pytest.approx(20.0)
+    assert math.isinf(psnr(clean, clean))
+    assert ssim(clean, clean) == pytest.approx(1.0, abs=1e-5)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    assert 0.2 < ssim(noisy, clean) < 0.9
+    assert ssim(clean * 0.5, clean) < 1.0
+    with pytest.raises(ValueError, match="one shape"):
+        psnr(clean, clean[:2])
+
+
+def test_warp_error_follows_the_motion_of_the_clean_clip() -> None:
+    clean = panning_clip(5, 64, 64, speed=(1.0, 0.5), specks=0)
+    motion = clip_motion(clean)
+    assert motion.shape == (4, 2, 64, 64)
+    moving = warp_error(clean, motion)
+    flickering = clean * torch.tensor([1.0, 0.8, 1.0, 0.8, 1.0]).view(5, 1, 1)
+    assert moving < 0.01  # the clean clip's own motion is compensated
+    assert warp_error(flickering, motion) > 5 * moving
+    # a static comparison, without motion compensation, sees the pan as flicker
+    assert float((clean[1:] - clean[:-1]).abs().mean()) > 3 * moving
+
+
+def test_mask_scores() -> None:
+    truth = torch.tensor([True, True, False, False])
+    scores = mask_scores(torch.tensor([True, False, True, False]), truth)
+    assert (scores.precision, scores.recall) == (0.5, 0.5)
+    assert math.isnan(mask_scores(torch.zeros(4, dtype=torch.bool), truth).precision)
+
+
+def test_stills_split_into_training_and_held_out_and_film_as_moving_clips() -> None:
+    assert not set(TRAINING_STILLS) & set(HELD_OUT_STILLS)
+    for name in (*TRAINING_STILLS, *HELD_OUT_STILLS):
+        still = load_still(name)
+        assert still.ndim == 2
+        assert 0 <= float(still.min()) <= float(still.max()) <= 1
+    gen = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    clip = camera_clip(load_still("chelsea"), frames=6, height=48, width=64, generator=gen())
+    assert clip.shape == (6, 48, 64)
+    assert torch.equal(clip, camera_clip(load_still("chelsea"), frames=6, height=48, width=64,
+                                         generator=gen()))
+    assert float((clip[1:] - clip[:-1]).abs().mean()) > 0.005  # the camera moves
+
+
+def test_temporal_median_removes_one_frame_specks_on_a_moving_clip() -> None:
+    clean = panning_clip(5, 64, 64, speed=(1.0, 0.0), specks=0)
+    damaged = clean.clone()
+    damaged[2, 30:34, 30:34] = 0.0
+    restored = temporal_median(damaged, radius=1)
+    assert float((restored[2, 30:34, 30:34] - clean[2, 30:34, 30:34]).abs().max()) < 0.05
+    assert psnr(restored[2:3], clean[2:3]) > psnr(damaged[2:3], clean[2:3]) + 10
+    assert restored.shape == damaged.shape
+
+
+def test_evaluate_scores_each_method_and_tables_them() -> None:
+    clips = held_out_clips(frames=4, height=48, width=64, per_still=1, seed=3)
+    assert [c.name for c in clips] == [f"{n}-0" for n in HELD_OUT_STILLS]
+    assert all(c.mask is not None and c.damaged.shape == c.clean.shape for c in clips)
+
+    def perfect(damaged: torch.Tensor) -> MethodOutput:
+        clip = next(c for c in clips if c.damaged is damaged)
+        return MethodOutput(clip.clean, clip.mask)
+
+    rows = evaluate(clips, {"input": identity_method, "median": median_method(1),
+                            "oracle": perfect})
+    assert [r.method for r in rows] == ["input", "median", "oracle"]
+    damaged_psnr = sum(psnr(c.damaged, c.clean) for c in clips) / len(clips)
+    assert rows[0].psnr == pytest.approx(damaged_psnr)
+    assert rows[0].recall == 0.0
+    assert math.isinf(rows[2].psnr)
+    assert rows[2].ssim == pytest.approx(1.0, abs=1e-5)
+    assert (rows[2].mask_precision, rows[2].mask_recall) == (1.0, 1.0)
+    table = format_table(rows, 0.01)
+    assert table.splitlines()[0].startswith("| method | PSNR dB | SSIM |")
+    assert "| oracle | inf |" in table
+    assert "| clean clips (floor) | | | 1.00 |" in table
+
+
+def test_sequence_pair_reads_damaged_clean_and_mask_files(tmp_path: Path) -> None:
+    spec = oiio.ImageSpec(32, 24, 3, "half")
+    for t in range(3):
+        for name, value in (("clean", 0.18), ("damaged", 0.2)):
+            (tmp_path / name).mkdir(exist_ok=True)
+            write_image(tmp_path / name / f"s.{t + 1}.exr", np.full((24, 32, 3), value,
+                                                                    np.float32),
+                        channels=("R", "G", "B"), template=spec)
+        (tmp_path / "mask").mkdir(exist_ok=True)
+        write_image(tmp_path / "mask" / f"m.{t + 1}.png", np.ones((24, 32, 1), np.float32),
+                    channels=("Y",), template=oiio.ImageSpec(32, 24, 1, "uint8"))
+    pair = sequence_pair(parse_pattern(tmp_path / "damaged" / "s.#.exr"),
+                         parse_pattern(tmp_path / "clean" / "s.#.exr"),
+                         mask=parse_pattern(tmp_path / "mask" / "m.#.png"))
+    assert isinstance(pair, EvalClip)
+    assert pair.clean.shape == (3, 24, 32)
+    assert pair.mask is not None
+    assert bool(pair.mask.all())
+    assert float(pair.damaged.mean()) > float(pair.clean.mean())  # same encoding for both

@@ -1,0 +1,73 @@
+"""The classical flow source (DIS) and the grid_sample deformable convolution used in training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import deform_conv2d
+
+from rrtn_plugin.model import RRTNConfig, build_rrtn
+from rrtn_plugin.model.deform import sampled_deform_conv2d
+from rrtn_plugin.model.flow import DISFlow
+from rrtn_plugin.model.warp import flow_warp
+from rrtn_plugin.samples import panning_clip
+
+DIS_CONFIG = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
+                        deform_groups=2, extract_blocks=1, reconstruct_blocks=1,
+                        flow_source="dis")
+
+
+def test_dis_flow_finds_a_known_pan_in_the_warp_convention() -> None:
+    clip = panning_clip(2, 64, 80, speed=(2.0, -1.0), specks=0) * 2 - 1
+    first, second = clip[0:1, None], clip[1:2, None]
+    flow = DISFlow()(first, second)
+    assert flow.shape == (1, 2, 64, 80)
+    inner = flow[0, :, 12:-12, 12:-12].mean(dim=(1, 2))
+    # frame 1 shows frame 0 moved by (-2, +1) px: warping it back needs flow (-2, +1)
+    assert inner.tolist() == pytest.approx([-2.0, 1.0], abs=0.1)
+    warped = flow_warp(second, flow)
+    assert float((warped - first)[..., 12:-12, 12:-12].abs().mean()) < 0.01
+
+
+def test_a_dis_network_takes_small_frames_and_rejects_unknown_sources() -> None:
+    model = build_rrtn(DIS_CONFIG)
+    assert DIS_CONFIG.min_side == 16
+    assert RRTNConfig().min_side == 128
+    out = model(torch.rand(1, 3, 1, 32, 48) * 2 - 1)
+    assert out.shape == (1, 3, 1, 32, 48)
+    with pytest.raises(ValueError, match="unknown flow source 'pwc'"):
+        build_rrtn(RRTNConfig(flow_source="pwc"))
+
+
+@torch.enable_grad()
+def test_sampled_deform_conv_equals_torchvision_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    n, c, h, w, groups = 2, 8, 12, 14, 4
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    offset = (torch.randn(n, 2 * groups * 9, h, w) * 3).requires_grad_()
+    weight = torch.randn(5, c, 3, 3, requires_grad=True)
+    bias = torch.randn(5, requires_grad=True)
+    mask = torch.rand(n, groups * 9, h, w, requires_grad=True)
+    inputs = (x, offset, weight, bias, mask)
+    ours = sampled_deform_conv2d(x, offset, weight, bias, mask)
+    theirs = deform_conv2d(x, offset, weight, bias, padding=(1, 1), mask=mask)
+    assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-5)
+    grads_ours = torch.autograd.grad(ours.square().sum(), inputs)
+    grads_theirs = torch.autograd.grad(theirs.square().sum(), inputs)
+    for a, b in zip(grads_ours, grads_theirs, strict=True):
+        assert torch.allclose(a, b, atol=1e-3 * float(b.abs().max()), rtol=1e-4)
+
+
+def test_alignment_uses_the_sampled_conv_only_when_training_on_cpu() -> None:
+    torch.manual_seed(1)
+    model = build_rrtn(DIS_CONFIG)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    lq = torch.rand(1, 4, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        evaluated = model(lq)
+        trained = model.train()(lq)
+    model.eval()
+    assert not torch.equal(evaluated, trained)  # different kernels …
+    assert torch.allclose(evaluated, trained, atol=1e-4)  # … same result
