@@ -8,7 +8,6 @@ before/after contact sheet, measuring PSNR against the clean clip it started fro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from rrtn_plugin.footage import HELD_OUT_STILLS, camera_clip, load_still
 from rrtn_plugin.io.image import read_pixels, write_image
 from rrtn_plugin.job import JobReport, JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.quality import psnr
 
 LINEAR = "Linear Rec.709 (sRGB)"
 FIRST_FRAME = 1001
@@ -38,12 +38,6 @@ class DemoReport:
     sheet: Path
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two [0, 1] arrays (values clamped)."""
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width: int,
              height: int, seed: int, options: RestoreOptions,
              progress: Callable[[Progress], None] | None = None) -> DemoReport:
@@ -51,8 +45,8 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
     generator = torch.Generator().manual_seed(seed)
     clean_clip = camera_clip(load_still(HELD_OUT_STILLS[0]), frames=frames, height=height,
                              width=width, generator=generator)
-    clean = clean_clip.numpy()
-    damaged = degrade_clip(clean_clip, generator=generator).frames.numpy()
+    damaged_clip = degrade_clip(clean_clip, generator=generator)
+    clean, damaged = clean_clip.numpy(), damaged_clip.frames.numpy()
     config = load_config()
     converter = Converter(config, source=LINEAR, working=working_colorspace(config))
     src_dir, dst_dir = out / "damaged", out / "restored"
@@ -81,8 +75,9 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
     contact = contact_sheet([damaged, restored_clip, clean, mask / peak], rows)
     write_image(sheet, contact[..., None], channels=("Y",),
                 template=oiio.ImageSpec(contact.shape[1], contact.shape[0], 1, "uint8"))
-    return DemoReport(job=job, psnr_damaged=psnr(damaged, clean),
-                      psnr_restored=psnr(restored_clip, clean), sheet=sheet)
+    return DemoReport(job=job, psnr_damaged=psnr(damaged_clip.frames, clean_clip),
+                      psnr_restored=psnr(torch.from_numpy(restored_clip), clean_clip),
+                      sheet=sheet)
 
 
 def contact_sheet(columns: list[np.ndarray], rows: list[int], gap: int = 4) -> np.ndarray:
