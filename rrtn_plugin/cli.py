@@ -57,6 +57,7 @@ from rrtn_plugin.training import (
     TrainSettings,
     train,
 )
+from rrtn_plugin.weights import PASSES as BUNDLED_PASSES
 from rrtn_plugin.weights import load_bundled
 
 EXIT_CODES = {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.OUT_OF_MEMORY: 3,
@@ -115,11 +116,10 @@ def load_models(model: Path | None, model_second: Path | None) -> tuple[RRTN, RR
 
 
 def max_passes(args: argparse.Namespace, default: int) -> int:
-    """``--max-passes``, else 1 for the bundled model (it has no second-pass network, and
-    re-running the first made its held-out PSNR 2 dB worse), else ``default``."""
-    if args.max_passes is not None:
+    """``--max-passes``, else the bundled model's pass count when it is used, else ``default``."""
+    if getattr(args, "max_passes", None) is not None:
         return args.max_passes
-    return 1 if args.model is None and args.model_second is None else default
+    return BUNDLED_PASSES if args.model is None and args.model_second is None else default
 
 
 def restore_options(args: argparse.Namespace) -> RestoreOptions:
@@ -207,7 +207,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host_budget=int((args.host_budget or 0) * 2**30), max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout, path_roots=tuple(args.root))
     service = RestoreService([ServedModel(args.name, first, second,
-                                          description=str(args.model or "bundled small model"))],
+                                          description=str(args.model or "bundled small model"),
+                                          max_passes=max_passes(args, RestoreOptions.max_passes))],
                              device=args.device, limits=limits, ocio_config=args.ocio_config)
     server = start_server(service, address=args.listen, security=ServerSecurity(
         token=_token(args.token_file), tls_cert=args.tls_cert, tls_key=args.tls_key))

@@ -49,6 +49,8 @@ class ServedModel:
     first: RRTN
     second: RRTN | None = None
     description: str = ""
+    max_passes: int = RestoreOptions.max_passes
+    """Recursion passes when a client does not ask for a number (1 for the bundled model)."""
 
 
 @dataclass(frozen=True)

@@ -370,3 +370,20 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     for path in sorted(generated.iterdir()):
         committed = repo / "rrtn_plugin" / "protocol" / "rrtn" / "v1" / path.name
         assert committed.read_text() == path.read_text(), f"{path.name}: run proto/generate.py"
+
+
+def test_a_models_own_pass_count_applies_when_the_client_asks_for_none(small_model: RRTN) -> None:
+    service = RestoreService([ServedModel("small", small_model, max_passes=1)], device="cpu",
+                             limits=ServiceLimits(memory_budget=1 << 28))
+    running = start_server(service, address="127.0.0.1:0")
+    try:
+        with Client(f"127.0.0.1:{running.port}") as client:
+            info = client.info()
+            assert next(o for o in info.options if o.name == "max_passes").default == "1"
+            unasked = client.open_session(first_frame=1, last_frame=6, width=32, height=24)
+            asked = client.open_session(first_frame=1, last_frame=6, width=32, height=24,
+                                        max_passes=3)
+            passes = {s.id: s.spec.options.max_passes for s in service.sessions()}
+            assert passes == {unasked.id: 1, asked.id: 3}
+    finally:
+        running.stop()

@@ -116,7 +116,8 @@ class Servicer(pb_grpc.RestorerServicer):
             options=[
                 pb.OptionInfo(name="model", type="string", default=service.default_model,
                               choices=list(service.models), help="model to restore with"),
-                pb.OptionInfo(name="max_passes", type="int", default=str(defaults.max_passes),
+                pb.OptionInfo(name="max_passes", type="int",
+                              default=str(service.models[service.default_model].max_passes),
                               minimum=1, maximum=8, help="recursion passes at most"),
                 pb.OptionInfo(name="stop_psnr", type="float", default=str(defaults.stop_psnr),
                               minimum=20, maximum=100,
@@ -152,6 +153,7 @@ class Servicer(pb_grpc.RestorerServicer):
                     context: grpc.ServicerContext) -> pb.OpenSessionResponse:
         o = request.options
         defaults = RestoreOptions()
+        served = self.service.models.get(o.model or self.service.default_model)
         try:
             color_mode = ColorMode(o.color_mode or ColorMode.KEEP_CHROMA.value)
         except ValueError:
@@ -160,7 +162,8 @@ class Servicer(pb_grpc.RestorerServicer):
         options = RestoreOptions(
             window=o.window if o.HasField("window") else defaults.window,
             overlap=o.overlap if o.HasField("overlap") else None,
-            max_passes=o.max_passes if o.HasField("max_passes") else defaults.max_passes,
+            max_passes=o.max_passes if o.HasField("max_passes")
+            else served.max_passes if served else defaults.max_passes,
             stop_psnr=o.stop_psnr if o.HasField("stop_psnr") else defaults.stop_psnr,
             tile=o.tile if o.HasField("tile") else None,
             flow_max_pixels=(o.flow_max_pixels or None) if o.HasField("flow_max_pixels")
