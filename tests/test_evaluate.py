@@ -10,6 +10,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
+from rrtn_plugin.cli import main
 from rrtn_plugin.evaluate import (
     EvalClip,
     MethodOutput,
@@ -131,3 +132,15 @@ def test_sequence_pair_reads_damaged_clean_and_mask_files(tmp_path: Path) -> Non
     assert pair.mask is not None
     assert bool(pair.mask.all())
     assert float(pair.damaged.mean()) > float(pair.clean.mean())  # same encoding for both
+
+
+def test_evaluate_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--frames", "4", "--size", "64x48", "--per-still", "1",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 clip(s), 12 frames")
+    rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| ")]
+    assert rows == ["| method", "| damaged input", "| temporal median ±1 (DIS)",
+                    "| RRTN (bundled)", "| clean clips (floor)"]
+    assert main(["evaluate", "--damaged", "d.####.exr"]) == 2
+    assert "give both --damaged and --clean" in capsys.readouterr().err
