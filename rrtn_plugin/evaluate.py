@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -24,8 +25,9 @@ from rrtn_plugin.degrade import degrade_clip
 from rrtn_plugin.engine import RestoreOptions, restore_clip
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.footage import HELD_OUT_STILLS, camera_clip, load_still
-from rrtn_plugin.io.image import read_info, read_pixels
+from rrtn_plugin.io.image import read_pixels
 from rrtn_plugin.io.sequence import FramePattern
+from rrtn_plugin.job import check_headers
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.model.flow import DISFlow
 from rrtn_plugin.model.warp import flow_warp
@@ -52,6 +54,11 @@ class EvalClip:
     clean: torch.Tensor
     damaged: torch.Tensor
     mask: torch.Tensor | None = None
+
+    @cached_property
+    def motion(self) -> torch.Tensor | None:
+        """The clean clip's motion (:func:`clip_motion`), estimated once; None for one frame."""
+        return clip_motion(self.clean) if self.clean.shape[0] > 1 else None
 
 
 @dataclass
@@ -105,20 +112,16 @@ def sequence_pair(damaged: FramePattern, clean: FramePattern, *, mask: FramePatt
     if not numbers or missing:
         raise RRTNError(f"{clean.display()}: frames {missing[:5]} of {damaged.display()} missing"
                         if numbers else f"{damaged.display()}: no frames on disk")
-    info = read_info(damaged.path(numbers[0]))
+    info = check_headers(damaged, numbers)[0]
+    check_headers(clean, numbers)
     pipeline = FramePipeline(info.channels, input_colorspace=input_colorspace)
-
-    def luma(pattern: FramePattern) -> torch.Tensor:
-        frames = [pipeline.network_input(read_pixels(pattern.path(n))[1])[0] for n in numbers]
-        if any(f.shape != frames[0].shape for f in frames):
-            raise RRTNError(f"{pattern.display()}: frames differ in size")
-        return torch.stack(frames).clamp(0, 1)
 
     truth = None
     if mask is not None:
         truth = torch.stack([torch.from_numpy(read_pixels(mask.path(n))[1][..., 0]) > 0.5
                              for n in numbers])
-    pair = EvalClip(damaged.display(), luma(clean), luma(damaged), truth)
+    pair = EvalClip(damaged.display(), pipeline.read_clip(clean, numbers),
+                    pipeline.read_clip(damaged, numbers), truth)
     if pair.clean.shape != pair.damaged.shape:
         raise RRTNError(f"{damaged.display()} and {clean.display()} differ in frame size")
     return pair
@@ -167,13 +170,13 @@ def evaluate(clips: Sequence[EvalClip], methods: dict[str, Method]) -> list[Row]
     """Score every method on every clip; one :class:`Row` per method, in the given order."""
     if not clips:
         raise RRTNError("nothing to evaluate: no clips")
-    motions = [clip_motion(c.clean) if c.clean.shape[0] > 1 else None for c in clips]
     rows = []
     for name, method in methods.items():
         scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "warp": []}
         changed, detected, truth = [], [], []
         started = time.perf_counter()
-        for clip, motion in zip(clips, motions, strict=True):
+        for clip in clips:
+            motion = clip.motion
             output = method(clip.damaged)
             frames = output.frames
             scores["psnr"].append(psnr(frames, clip.clean))
@@ -216,8 +219,7 @@ def format_table(rows: Sequence[Row], clean_warp_error: float | None = None) -> 
 
 def clean_warp_error(clips: Sequence[EvalClip]) -> float:
     """The warp error of the clean clips themselves: what no restoration can go below."""
-    return _mean([warp_error(c.clean, clip_motion(c.clean)) for c in clips
-                  if c.clean.shape[0] > 1])
+    return _mean([warp_error(c.clean, c.motion) for c in clips if c.motion is not None])
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from rrtn_plugin.color import LUMA_WEIGHTS
+from rrtn_plugin.degrade.params import uniform
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.io.image import read_pixels
 
@@ -62,11 +63,8 @@ def camera_clip(still: torch.Tensor, *, frames: int, height: int, width: int,
     if min(frames, height, width) < 1:
         raise ValueError(f"frames, height and width must be ≥ 1, got {frames}, {height}, {width}")
 
-    def uniform(low: float, high: float) -> float:
-        return low + (high - low) * float(torch.rand((), generator=generator))
-
     sh, sw = still.shape
-    scale = uniform(*scale_range)
+    scale = uniform(generator, *scale_range)
     scale = max(scale, height / sh * 1.02, width / sw * 1.02)
     # Pre-shrink so sampling at `scale` does not alias.
     image = still[None, None]
@@ -74,11 +72,12 @@ def camera_clip(still: torch.Tensor, *, frames: int, height: int, width: int,
         image = F.interpolate(image, scale_factor=scale, mode="bilinear", antialias=True,
                               align_corners=False)
     ih, iw = image.shape[-2:]
-    angle = uniform(0, 2 * math.pi)
-    speed = uniform(0, max_speed)
+    angle = uniform(generator, 0, 2 * math.pi)
+    speed = uniform(generator, 0, max_speed)
     velocity = (speed * math.cos(angle), speed * math.sin(angle))
-    zoom = uniform(-max_zoom, max_zoom)
-    cy, cx = uniform(height / 2, ih - height / 2), uniform(width / 2, iw - width / 2)
+    zoom = uniform(generator, -max_zoom, max_zoom)
+    cy = uniform(generator, height / 2, ih - height / 2)
+    cx = uniform(generator, width / 2, iw - width / 2)
     ys = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
     xs = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
     out = []

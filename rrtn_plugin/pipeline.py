@@ -25,7 +25,7 @@ from rrtn_plugin.color import (
     network_input,
 )
 from rrtn_plugin.color import working_colorspace as find_working_colorspace
-from rrtn_plugin.io.image import ImageInfo, write_image
+from rrtn_plugin.io.image import ImageInfo, read_pixels, write_image
 from rrtn_plugin.io.memory import encode_image
 from rrtn_plugin.io.sequence import FramePattern
 
@@ -82,6 +82,12 @@ class FramePipeline:
         """(H, W) luminance for the network, and whether the frame had NaN/Inf pixels."""
         luma, nonfinite = network_input(pixels, self.color, self.converter)
         return torch.from_numpy(luma), bool(nonfinite.any())
+
+    def read_clip(self, pattern: FramePattern, numbers: Sequence[int]) -> torch.Tensor:
+        """(T, H, W) network luminance of frames ``numbers`` of ``pattern``, clamped to [0, 1]
+        (for training and measuring; NaN/Inf pixels come back filled)."""
+        return torch.stack([self.network_input(read_pixels(pattern.path(n))[1])[0]
+                            for n in numbers]).clamp(0, 1)
 
     def render(self, info: ImageInfo, pixels: np.ndarray, result: FrameResult) -> RenderedFrame:
         """Apply the network's change to a frame and build its AOV planes."""

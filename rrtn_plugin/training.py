@@ -29,8 +29,8 @@ from rrtn_plugin.degrade import degrade_clip
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.footage import TRAINING_STILLS, camera_clip, load_still
 from rrtn_plugin.io.atomic import atomic_output
-from rrtn_plugin.io.image import read_info, read_pixels
 from rrtn_plugin.io.sequence import FramePattern
+from rrtn_plugin.job import check_headers
 from rrtn_plugin.model import (
     RRTN,
     RRTNConfig,
@@ -132,7 +132,7 @@ class Footage:
             if len(numbers) < frames:
                 raise RRTNError(f"{pattern.display()}: {len(numbers)} frames on disk, need at "
                                 f"least {frames} per clip", kind=ErrorKind.INVALID_INPUT)
-            info = read_info(pattern.path(numbers[0]))
+            info = check_headers(pattern, numbers)[0]
             if min(info.height, info.width) < crop:
                 raise RRTNError(f"{pattern.display()}: frames are {info.width}x{info.height}, "
                                 f"smaller than the {crop} px crop")
@@ -154,9 +154,7 @@ class Footage:
         pick = int(torch.randint(len(self.sequences), (), generator=generator))
         pattern, numbers, pipeline = self.sequences[pick]
         start = int(torch.randint(len(numbers) - self.frames + 1, (), generator=generator))
-        lumas = [pipeline.network_input(read_pixels(pattern.path(n))[1])[0]
-                 for n in numbers[start:start + self.frames]]
-        clip = torch.stack(lumas).clamp(0, 1)
+        clip = pipeline.read_clip(pattern, numbers[start:start + self.frames])
         top = int(torch.randint(clip.shape[1] - self.crop + 1, (), generator=generator))
         left = int(torch.randint(clip.shape[2] - self.crop + 1, (), generator=generator))
         clip = clip[:, top:top + self.crop, left:left + self.crop]

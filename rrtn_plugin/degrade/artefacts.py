@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from rrtn_plugin.degrade.params import uniform
+
 
 class DamageLayer:
     """Coverage and target value of the artefacts on one (H, W) frame, drawn in order."""
@@ -41,15 +43,11 @@ class DamageLayer:
         return frame * (1 - self.alpha) + self.value * self.alpha
 
 
-def _rand(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
-    return low + (high - low) * float(torch.rand((), generator=generator))
-
-
 def _dirt_value(generator: torch.Generator, bright_fraction: float) -> float:
     """Dark dirt sits near black, bright dust near white."""
-    if _rand(generator) < bright_fraction:
-        return _rand(generator, 0.85, 1.0)
-    return _rand(generator, 0.0, 0.15)
+    if uniform(generator) < bright_fraction:
+        return uniform(generator, 0.85, 1.0)
+    return uniform(generator, 0.0, 0.15)
 
 
 def draw_specks(layer: DamageLayer, count: int, *, max_radius: float, bright_fraction: float,
@@ -58,11 +56,11 @@ def draw_specks(layer: DamageLayer, count: int, *, max_radius: float, bright_fra
     ``max_radius``, each dark or bright, some not fully opaque."""
     height, width = layer.alpha.shape
     for _ in range(count):
-        radius = 0.5 + max(max_radius - 0.5, 0.0) * _rand(generator) ** 4
-        aspect = _rand(generator, 1.0, 2.5)
-        angle = _rand(generator, 0, math.pi)
+        radius = 0.5 + max(max_radius - 0.5, 0.0) * uniform(generator) ** 4
+        aspect = uniform(generator, 1.0, 2.5)
+        angle = uniform(generator, 0, math.pi)
         reach = math.ceil(radius * aspect) + 2
-        cy, cx = _rand(generator, 0, height), _rand(generator, 0, width)
+        cy, cx = uniform(generator, 0, height), uniform(generator, 0, width)
         top, left = math.floor(cy) - reach, math.floor(cx) - reach
         ys = torch.arange(top, top + 2 * reach + 1, dtype=torch.float32) + 0.5 - cy
         xs = torch.arange(left, left + 2 * reach + 1, dtype=torch.float32) + 0.5 - cx
@@ -72,10 +70,10 @@ def draw_specks(layer: DamageLayer, count: int, *, max_radius: float, bright_fra
         theta = torch.atan2(across, along)
         ragged = 1.0
         for harmonic in (2, 3, 5):
-            ragged = ragged + _rand(generator, 0, 0.25) * torch.cos(
-                harmonic * theta + _rand(generator, 0, 2 * math.pi))
+            ragged = ragged + uniform(generator, 0, 0.25) * torch.cos(
+                harmonic * theta + uniform(generator, 0, 2 * math.pi))
         edge = radius * ragged - torch.sqrt(along ** 2 + across ** 2)
-        alpha = (edge + 0.5).clamp(0, 1) * _rand(generator, 0.6, 1.0)
+        alpha = (edge + 0.5).clamp(0, 1) * uniform(generator, 0.6, 1.0)
         layer.draw(top, left, alpha, _dirt_value(generator, bright_fraction))
 
 
@@ -83,15 +81,15 @@ def draw_hairs(layer: DamageLayer, count: int, *, generator: torch.Generator) ->
     """Hairs and fibres: thin curved strands, 10 px to half the frame long, mostly dark."""
     height, width = layer.alpha.shape
     for _ in range(count):
-        length = _rand(generator, 10, max(12.0, 0.5 * min(height, width)))
-        angle = _rand(generator, 0, 2 * math.pi)
-        bend = _rand(generator, -0.5, 0.5) * length
-        start = torch.tensor([_rand(generator, 0, height), _rand(generator, 0, width)])
+        length = uniform(generator, 10, max(12.0, 0.5 * min(height, width)))
+        angle = uniform(generator, 0, 2 * math.pi)
+        bend = uniform(generator, -0.5, 0.5) * length
+        start = torch.tensor([uniform(generator, 0, height), uniform(generator, 0, width)])
         direction = torch.tensor([math.sin(angle), math.cos(angle)])
         normal = torch.tensor([direction[1], -direction[0]])
         s = torch.linspace(0, 1, max(8, int(length))).view(-1, 1)
         points = start + s * length * direction + (4 * s * (1 - s)) * bend * normal
-        thickness = _rand(generator, 0.6, 1.6)
+        thickness = uniform(generator, 0.6, 1.6)
         top = int(points[:, 0].min()) - 3
         left = int(points[:, 1].min()) - 3
         h = int(points[:, 0].max()) - top + 4
@@ -100,7 +98,7 @@ def draw_hairs(layer: DamageLayer, count: int, *, generator: torch.Generator) ->
         xs = torch.arange(left, left + w, dtype=torch.float32) + 0.5
         dist = torch.sqrt((ys.view(1, -1, 1) - points[:, 0].view(-1, 1, 1)) ** 2
                           + (xs.view(1, 1, -1) - points[:, 1].view(-1, 1, 1)) ** 2).amin(0)
-        alpha = (thickness / 2 + 0.5 - dist).clamp(0, 1) * _rand(generator, 0.7, 1.0)
+        alpha = (thickness / 2 + 0.5 - dist).clamp(0, 1) * uniform(generator, 0.7, 1.0)
         layer.draw(top, left, alpha, _dirt_value(generator, 0.2))
 
 
@@ -114,21 +112,21 @@ class LineScratch:
     def __init__(self, height: int, width: int, *, drift: float,
                  generator: torch.Generator) -> None:
         self.height = height
-        self.x = _rand(generator, 0, width)
-        self.velocity = _rand(generator, -1, 1) * drift
+        self.x = uniform(generator, 0, width)
+        self.velocity = uniform(generator, -1, 1) * drift
         self.drift = drift
-        self.width = _rand(generator, 0.7, 2.5)
+        self.width = uniform(generator, 0.7, 2.5)
         self.value = _dirt_value(generator, 0.6)
-        self.strength = _rand(generator, 0.4, 1.0)
-        self.top = int(_rand(generator, -0.3, 0.4) * height)
-        self.bottom = int(_rand(generator, 0.6, 1.3) * height)
+        self.strength = uniform(generator, 0.4, 1.0)
+        self.top = int(uniform(generator, -0.3, 0.4) * height)
+        self.bottom = int(uniform(generator, 0.6, 1.3) * height)
         self.generator = generator
 
     def draw(self, layer: DamageLayer) -> None:
         """Draw this frame's scratch and move it on to the next frame."""
         g = self.generator
         self.x += self.velocity + self.drift * float(torch.randn((), generator=g))
-        if _rand(g) < 0.08:
+        if uniform(g) < 0.08:
             return
         top, bottom = max(self.top, 0), min(self.bottom, self.height)
         if bottom <= top:
@@ -137,8 +135,8 @@ class LineScratch:
         knots = torch.rand(max(2, (bottom - top) // 32 + 2), generator=g)
         along = torch.nn.functional.interpolate(
             knots.view(1, 1, -1), size=bottom - top, mode="linear", align_corners=True)[0, 0]
-        opacity = (0.5 + along).clamp(0, 1) * self.strength * _rand(g, 0.6, 1.0)
-        wobble = _rand(g, 0, 0.8) * torch.sin(ys / _rand(g, 20, 80) + _rand(g, 0, 6.3))
+        opacity = (0.5 + along).clamp(0, 1) * self.strength * uniform(g, 0.6, 1.0)
+        wobble = uniform(g, 0, 0.8) * torch.sin(ys / uniform(g, 20, 80) + uniform(g, 0, 6.3))
         left = math.floor(self.x - self.width) - 2
         xs = torch.arange(left, left + math.ceil(2 * self.width) + 5, dtype=torch.float32) + 0.5
         dist = (xs.view(1, -1) - self.x - wobble.view(-1, 1)).abs()

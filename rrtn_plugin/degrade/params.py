@@ -51,26 +51,31 @@ class DamageParams:
             raise ValueError("scratches must be ≥ 0 and jpeg_quality in [0, 100]")
 
 
+def uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    """One value drawn uniformly from [low, high) with ``generator``."""
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
 def sample_damage(generator: torch.Generator) -> DamageParams:
     """Draw a clip's damage, from nearly clean to heavily worn film."""
-    def uniform(low: float, high: float) -> float:
-        return low + (high - low) * float(torch.rand((), generator=generator))
+    def draw(low: float, high: float) -> float:
+        return uniform(generator, low, high)
 
     def log_uniform(low: float, high: float) -> float:
-        return math.exp(uniform(math.log(low), math.log(high)))
+        return math.exp(draw(math.log(low), math.log(high)))
 
     return DamageParams(
         dust_per_mpx=log_uniform(100.0, 3000.0),
-        dust_max_radius=uniform(2.0, 10.0),
-        bright_dust=uniform(0.0, 1.0),
-        hairs_per_frame=uniform(0.0, 0.8),
+        dust_max_radius=draw(2.0, 10.0),
+        bright_dust=draw(0.0, 1.0),
+        hairs_per_frame=draw(0.0, 0.8),
         scratches=int(torch.randint(0, 4, (), generator=generator)),
-        scratch_drift=uniform(0.0, 0.8),
-        flicker=uniform(0.0, 0.04),
-        contrast_flicker=uniform(0.0, 0.05),
-        fade=uniform(0.8, 1.0),
-        grain=uniform(0.01, 0.06),
-        blur=uniform(0.0, 1.2),
+        scratch_drift=draw(0.0, 0.8),
+        flicker=draw(0.0, 0.04),
+        contrast_flicker=draw(0.0, 0.05),
+        fade=draw(0.8, 1.0),
+        grain=draw(0.01, 0.06),
+        blur=draw(0.0, 1.2),
         jpeg_quality=int(torch.randint(30, 96, (), generator=generator))
         if float(torch.rand((), generator=generator)) < 0.4 else 0,
     )

@@ -22,11 +22,11 @@ PASSES = 1
 lowered the held-out PSNR from 25.29 to 23.14 dB."""
 
 
-def bundled_path(name: str = FIRST) -> Path:
-    """Path of a bundled checkpoint file."""
-    path = Path(str(resources.files(__name__) / name))
+def bundled_path() -> Path:
+    """Path of the bundled checkpoint file."""
+    path = Path(str(resources.files(__name__) / FIRST))
     if not path.is_file():
-        raise RRTNError(f"bundled checkpoint {name} is missing from {path.parent}; reinstall "
+        raise RRTNError(f"bundled checkpoint {FIRST} is missing from {path.parent}; reinstall "
                         "rrtn-plugin or pass --model", kind=ErrorKind.NOT_FOUND)
     return path
 
