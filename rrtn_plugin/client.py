@@ -181,17 +181,22 @@ class Session:
         """The server reads ``input`` and writes ``output`` (patterns on its storage)."""
         start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
                                 paths=pb.PathTransport(input=input, output=output))
-        summary, _ = self._restore(start, {}, progress, cancel, lambda _frame, _data: None)
+        summary, _ = self._restore(start, {}, progress, cancel, lambda *_: None)
         return summary
 
     def restore_files(self, first: int, last: int, *, input: str, output: str,
+                      aov_output: str | None = None,
                       progress: Callable[[Progress], None] | None = None,
                       cancel: Cancel | None = None) -> pb.RestoreSummary:
         """Send frames from local files ``input``; write the restored EXRs to ``output``.
 
-        Only frames the server lacks, or whose bytes changed, are sent. The outputs (picture
-        and AOV channels in one EXR) are written atomically.
+        Only frames the server lacks, or whose bytes changed, are sent. The AOVs are channels
+        of the output EXRs, or, given ``aov_output`` (a pattern holding ``{aov}``, such as
+        ``out/plate_{aov}.####.exr``), files of their own there. Outputs are written
+        atomically.
         """
+        if aov_output is not None and "{aov}" not in aov_output:
+            raise ValueError(f"aov_output '{aov_output}' needs an {{aov}} placeholder")
         files = {f: frame_path(input, f)
                  for f in range(self.first_frame, self.last_frame + 1)}
         files = {f: p for f, p in files.items() if p.is_file()}
@@ -203,14 +208,16 @@ class Session:
                                         f"{frame_path(input, frame)} does not exist")
             return files[frame].read_bytes(), {"encoding": pb.FRAME_ENCODING_FILE}
 
-        def write(frame: int, data: bytes) -> None:
-            target = frame_path(output, frame)
+        def write(frame: int, data: bytes, head: pb.FrameChunk) -> None:
+            pattern = aov_output.replace("{aov}", head.layer) if head.layer else output
+            target = frame_path(pattern, frame)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(target) as tmp:
                 tmp.write_bytes(data)
 
         start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
-                                bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_FILE),
+                                bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_FILE,
+                                                        aov_files=aov_output is not None),
                                 frame_hashes=hashes)
         summary, _ = self._restore(start, {"data": frame_data}, progress, cancel, write)
         return summary
@@ -247,8 +254,7 @@ class Session:
         start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
                                 bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW),
                                 frame_hashes=hashes)
-        summary, _ = self._restore(start, {"data": frame_data}, progress, cancel, keep,
-                                   with_head=True)
+        summary, _ = self._restore(start, {"data": frame_data}, progress, cancel, keep)
         return restored, (layout[0] if layout else tuple(channels)), summary
 
     def _file_hash(self, path: Path) -> str:
@@ -263,7 +269,7 @@ class Session:
 
     def _restore(self, start: pb.RestoreStart, sender: dict[str, Callable[..., Any]],
                  progress: Callable[[Progress], None] | None, cancel: Cancel | None,
-                 receive: Callable[..., None], *, with_head: bool = False
+                 receive: Callable[[int, bytes, pb.FrameChunk], None]
                  ) -> tuple[pb.RestoreSummary, list[int]]:
         outbox: queue.Queue[pb.RestoreRequest | None] = queue.Queue()
         outbox.put(pb.RestoreRequest(start=start))
@@ -278,8 +284,8 @@ class Session:
             cancel._attach(call)
         summary: pb.RestoreSummary | None = None
         needed: list[int] = []
-        parts: dict[int, list[bytes]] = {}
-        heads: dict[int, pb.FrameChunk] = {}
+        parts: dict[tuple[int, str], list[bytes]] = {}
+        heads: dict[tuple[int, str], pb.FrameChunk] = {}
         try:
             for reply in call:
                 kind = reply.WhichOneof("item")
@@ -297,15 +303,12 @@ class Session:
                                           p.frame if p.has_frame else None))
                 elif kind == "frame":
                     chunk = reply.frame
+                    key = (chunk.frame, chunk.layer)
                     if chunk.offset == 0:
-                        heads[chunk.frame], parts[chunk.frame] = chunk, []
-                    parts[chunk.frame].append(chunk.data)
-                    if sum(map(len, parts[chunk.frame])) >= heads[chunk.frame].total_bytes:
-                        data = b"".join(parts.pop(chunk.frame))
-                        if with_head:
-                            receive(chunk.frame, data, heads[chunk.frame])
-                        else:
-                            receive(chunk.frame, data)
+                        heads[key], parts[key] = chunk, []
+                    parts[key].append(chunk.data)
+                    if sum(map(len, parts[key])) >= heads[key].total_bytes:
+                        receive(chunk.frame, b"".join(parts.pop(key)), heads.pop(key))
                 elif kind == "summary":
                     summary = reply.summary
         except grpc.RpcError as exc:

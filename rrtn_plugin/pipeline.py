@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rrtn_plugin.aovs import Aov, aov_planes
+from rrtn_plugin.aovs import CHANNELS, Aov, aov_planes
 from rrtn_plugin.color import (
     ColorMode,
     Converter,
@@ -120,20 +120,43 @@ class FramePipeline:
                     channel_formats=["float"] * len(frame.aov_names), compression="zip")
         return [target, sidecar]
 
-    def encode_exr(self, frame: RenderedFrame) -> bytes:
-        """The frame with its AOVs as EXR file bytes."""
-        pixels, layout = self._exr(frame)
+    def encode_exr(self, frame: RenderedFrame, *, with_aovs: bool = True) -> bytes:
+        """The frame as EXR file bytes, its AOVs as channels beside the picture's or not."""
+        pixels, layout = self._exr(frame, with_aovs=with_aovs)
         return encode_image(pixels, **layout)
 
+    def encode_aov_files(self, frame: RenderedFrame) -> dict[str, bytes]:
+        """Each AOV of the frame as its own EXR's bytes, by AOV name ("mask", …).
+
+        A one-channel AOV is written to R, G and B (a grey picture, as hosts take mattes);
+        the motion AOV keeps its four named channels.
+        """
+        files: dict[str, bytes] = {}
+        start = 0
+        for aov in self.aovs:
+            count = len(CHANNELS[aov])
+            planes = frame.aov_planes[:, :, start:start + count]
+            start += count
+            channels = list(CHANNELS[aov]) if count > 1 else ["R", "G", "B"]
+            if count == 1:
+                planes = np.repeat(planes, 3, axis=2)
+            files[aov.value] = encode_image(planes, channels=channels, template=frame.info.spec,
+                                            channel_formats=["float"] * len(channels),
+                                            compression="zip")
+        return files
+
     @staticmethod
-    def _exr(frame: RenderedFrame) -> tuple[np.ndarray, dict[str, Any]]:
+    def _exr(frame: RenderedFrame, *, with_aovs: bool = True
+             ) -> tuple[np.ndarray, dict[str, Any]]:
         """EXR pixels and write arguments: picture channels in their own (float) types, AOVs
         as float, the input's EXR compression, else zip."""
         info = frame.info
         formats = [str(f) for f in info.spec.channelformats] or [info.format] * len(info.channels)
         formats = [f if f in ("half", "float") else "float" for f in formats]
         compression = info.spec.get_string_attribute("compression").split(":")[0]
-        return np.concatenate([frame.pixels, frame.aov_planes], axis=2), {
-            "channels": list(info.channels) + frame.aov_names, "template": info.spec,
-            "channel_formats": formats + ["float"] * len(frame.aov_names),
+        aov_names = frame.aov_names if with_aovs else []
+        planes = [frame.pixels, frame.aov_planes] if with_aovs else [frame.pixels]
+        return np.concatenate(planes, axis=2), {
+            "channels": list(info.channels) + aov_names, "template": info.spec,
+            "channel_formats": formats + ["float"] * len(aov_names),
             "compression": None if compression in EXR_COMPRESSIONS else "zip"}

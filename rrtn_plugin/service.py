@@ -375,10 +375,13 @@ class RestoreService:
 
     def restore_given(self, session: ServedSession, frames: list[int], *,
                       progress: Callable[[Progress], None], should_stop: Callable[[], bool],
-                      raw_reply: bool) -> Iterator[tuple[int, bytes | RawFrame] | Summary]:
-        """Restore frames from sent ones; yields each frame's reply, then the summary.
+                      raw_reply: bool, aov_files: bool = False
+                      ) -> Iterator[tuple[int, str, bytes | RawFrame] | Summary]:
+        """Restore frames from sent ones; yields (frame, layer, reply) items, then the summary.
 
-        Replies are EXR bytes (picture and AOV channels), or raw planes with ``raw_reply``.
+        Replies are EXR bytes (picture and AOV channels; with ``aov_files`` the picture alone
+        under layer "" and each AOV's own file under its name), or raw planes with
+        ``raw_reply``.
         """
         started = time.perf_counter()
         with session.in_use():
@@ -394,8 +397,13 @@ class RestoreService:
                 progress(Progress(0, "write", i, len(frames), frame=frame))
                 info, pixels = self._given_pixels(session, frame)
                 rendered = session.pipeline.render(info, pixels, frame_result(result, frame))
-                yield frame, (_raw_reply(rendered) if raw_reply
-                              else session.pipeline.encode_exr(rendered))
+                if raw_reply:
+                    yield frame, "", _raw_reply(rendered)
+                    continue
+                yield frame, "", session.pipeline.encode_exr(rendered, with_aovs=not aov_files)
+                if aov_files:
+                    for layer, data in session.pipeline.encode_aov_files(rendered).items():
+                        yield frame, layer, data
             progress(Progress(0, "write", len(frames), len(frames)))
         yield Summary(frames, [], result.pass_psnr, result.windows_computed,
                       result.windows_cached, time.perf_counter() - started,

@@ -120,6 +120,35 @@ def test_path_transport_gives_the_in_process_frames(server, storage: Path,
     assert_same_frames(storage / "paths", in_process, range(1003, 1008))
 
 
+def test_aovs_come_back_as_files_of_their_own(server, storage: Path, in_process: Path) -> None:
+    address, _ = server
+    with Client(address) as client:
+        session = open_clip(client)
+        with pytest.raises(ValueError, match="placeholder"):
+            session.restore_files(1004, 1005, input=str(storage / "in/plate.####.exr"),
+                                  output=str(storage / "x/plate.####.exr"),
+                                  aov_output=str(storage / "x/mask.####.exr"))
+        session.restore_files(1004, 1005, input=str(storage / "in/plate.####.exr"),
+                              output=str(storage / "split/plate.####.exr"),
+                              aov_output=str(storage / "split/plate_{aov}.####.exr"))
+        session.close()
+    for f in (1004, 1005):
+        whole_info, whole = read_pixels(in_process / f"plate.{f}.exr")
+        picture_info, picture = read_pixels(storage / f"split/plate.{f}.exr")
+        assert picture_info.channels == ("R", "G", "B", "A")
+        assert np.allclose(picture, whole[:, :, :4], rtol=2**-10, atol=1e-5)
+        column = {name: i for i, name in enumerate(whole_info.channels)}
+        for aov, channel in (("mask", "rrtn_mask.Y"), ("repair", "rrtn_repair.Y")):
+            info, grey = read_pixels(storage / f"split/plate_{aov}.{f}.exr")
+            assert info.channels == ("R", "G", "B")
+            for c in range(3):
+                assert np.allclose(grey[:, :, c], whole[:, :, column[channel]], atol=1e-5)
+        info, motion = read_pixels(storage / f"split/plate_motion.{f}.exr")
+        assert sorted(info.channels) == ["backward.u", "backward.v", "forward.u", "forward.v"]
+        for i, name in enumerate(info.channels):  # EXR stores channels sorted by name
+            assert np.allclose(motion[:, :, i], whole[:, :, column[name]], atol=1e-4)
+
+
 def test_raw_planes_come_back_as_the_files_do(server, storage: Path, in_process: Path) -> None:
     address, _ = server
     frames = {f: read_pixels(storage / f"in/plate.{f}.exr")[1] for f in range(1001, 1011)}

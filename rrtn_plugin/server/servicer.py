@@ -232,10 +232,12 @@ class Servicer(pb_grpc.RestorerServicer):
             for frame, content_hash, data in _receive_frames(request_iterator, set(needed)):
                 self.service.accept_frame(session, frame, content_hash, data)
             raw = start.bytes.reply_encoding == pb.FRAME_ENCODING_RAW
+            if raw and start.bytes.aov_files:
+                raise RRTNError("aov_files needs FILE replies (raw replies carry AOV channels)")
             yield from _run_in_thread(
                 lambda progress: self.service.restore_given(
                     session, frames, progress=progress, should_stop=should_stop,
-                    raw_reply=raw), should_stop)
+                    raw_reply=raw, aov_files=start.bytes.aov_files), should_stop)
         finally:
             stop.set()
 
@@ -278,12 +280,12 @@ def _messages(item: Any) -> Iterator[pb.RestoreResponse]:
             windows_computed=item.windows_computed, windows_cached=item.windows_cached,
             seconds=item.seconds, nonfinite_frames=item.nonfinite_frames))
     else:
-        frame, data = item
-        for chunk in chunks(frame, data):
+        frame, layer, data = item
+        for chunk in chunks(frame, data, layer=layer):
             yield pb.RestoreResponse(frame=chunk)
 
 
-def chunks(frame: int, data: bytes | RawFrame) -> Iterator[pb.FrameChunk]:
+def chunks(frame: int, data: bytes | RawFrame, *, layer: str = "") -> Iterator[pb.FrameChunk]:
     """A frame's data as FrameChunk messages of at most :data:`CHUNK_BYTES`."""
     if isinstance(data, RawFrame):
         payload = np.ascontiguousarray(data.pixels, dtype="<f4").tobytes()
@@ -295,7 +297,7 @@ def chunks(frame: int, data: bytes | RawFrame) -> Iterator[pb.FrameChunk]:
         first = {"encoding": pb.FRAME_ENCODING_FILE}
     for offset in range(0, max(len(payload), 1), CHUNK_BYTES):
         extra = first if offset == 0 else {}
-        yield pb.FrameChunk(frame=frame, total_bytes=len(payload), offset=offset,
+        yield pb.FrameChunk(frame=frame, layer=layer, total_bytes=len(payload), offset=offset,
                             data=payload[offset:offset + CHUNK_BYTES], **extra)
 
 

@@ -407,16 +407,23 @@ class BytesTransport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPLY_ENCODING_FIELD_NUMBER: _builtins.int
+    AOV_FILES_FIELD_NUMBER: _builtins.int
     reply_encoding: Global___FrameEncoding.ValueType
     """how restored frames come back"""
+    aov_files: _builtins.bool
+    """FILE replies: each AOV comes back as its own EXR (FrameChunk.layer names it) instead of as
+    channels of the picture's file; a one-channel AOV fills R, G and B, so that hosts which
+    take a matte or a still from a picture file (Resolve's clip mattes) can read it.
+    """
     def __init__(
         self,
         *,
         reply_encoding: Global___FrameEncoding.ValueType = ...,
+        aov_files: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reply_encoding", b"reply_encoding"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aov_files", b"aov_files", "reply_encoding", b"reply_encoding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -499,6 +506,7 @@ class FrameChunk(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     CONTENT_HASH_FIELD_NUMBER: _builtins.int
     RAW_FIELD_NUMBER: _builtins.int
+    LAYER_FIELD_NUMBER: _builtins.int
     frame: _builtins.int
     encoding: Global___FrameEncoding.ValueType
     total_bytes: _builtins.int
@@ -508,6 +516,8 @@ class FrameChunk(_message.Message):
     data: _builtins.bytes
     content_hash: _builtins.str
     """first chunk"""
+    layer: _builtins.str
+    """replies: "" for the picture, else the AOV in this file"""
     @_builtins.property
     def raw(self) -> Global___RawLayout:
         """first chunk of RAW frames"""
@@ -522,10 +532,11 @@ class FrameChunk(_message.Message):
         data: _builtins.bytes = ...,
         content_hash: _builtins.str = ...,
         raw: Global___RawLayout | None = ...,
+        layer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["raw", b"raw"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "data", b"data", "encoding", b"encoding", "frame", b"frame", "offset", b"offset", "raw", b"raw", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "data", b"data", "encoding", b"encoding", "frame", b"frame", "layer", b"layer", "offset", b"offset", "raw", b"raw", "total_bytes", b"total_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
