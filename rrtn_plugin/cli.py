@@ -27,6 +27,7 @@ import torch
 
 from rrtn_plugin import __version__
 from rrtn_plugin.aovs import parse_aovs
+from rrtn_plugin.client import DEFAULT_ADDRESS
 from rrtn_plugin.color import ColorMode
 from rrtn_plugin.degrade.files import degrade_sequence
 from rrtn_plugin.demo import run_demo
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.set_defaults(run=cmd_restore)
 
     serve = sub.add_parser("serve", help="run the restoration server")
-    serve.add_argument("--listen", default="127.0.0.1:50051",
+    serve.add_argument("--listen", default=DEFAULT_ADDRESS,
                        help="host:port or unix:///path.sock (default: loopback only)")
     _add_model_arguments(serve)
     serve.add_argument("--name", default="rrtn", help="the model's name for clients")

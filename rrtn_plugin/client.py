@@ -35,6 +35,9 @@ from rrtn_plugin.io.atomic import atomic_output
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
 
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+"""Where ``rrtn-plugin serve`` listens unless told otherwise."""
+
 CHUNK_BYTES = 1 << 20
 """Frame data per message (gRPC refuses messages of 4 MiB; 1 MiB streams fastest)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # oneDNN picks convolution kernels by CPU: with AVX-512 (measured on an AMD EPYC) RAFT's flows
@@ -59,3 +60,20 @@ def identity_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "identity.safetensors"
     save_rrtn(build_identity_rrtn(config), path, metadata={"purpose": "identity for tests"})
     return path
+
+
+@pytest.fixture(scope="session")
+def bundled_server() -> Iterator[str]:
+    """A real server on loopback offering the bundled model (as ``rrtn-plugin serve`` does),
+    for the host adapters' tests; yields its address."""
+    from rrtn_plugin.server.app import start_server
+    from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+    from rrtn_plugin.weights import PASSES, load_bundled
+
+    first, second = load_bundled()
+    service = RestoreService([ServedModel("bundled", first, second, max_passes=PASSES)],
+                             device="cpu", limits=ServiceLimits(memory_budget=1 << 30,
+                                                                host_budget=1 << 30))
+    running = start_server(service, address="127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    running.stop()

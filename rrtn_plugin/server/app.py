@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rrtn_plugin.client import DEFAULT_ADDRESS
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
@@ -30,7 +31,6 @@ from rrtn_plugin.service import RestoreService
 
 log = logging.getLogger("rrtn_plugin.server")
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Restorer"].full_name
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
