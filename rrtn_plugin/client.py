@@ -138,11 +138,14 @@ class Client:
 
     def info(self) -> pb.ServerInfo:
         """Version, device, models and their options, limits."""
-        return self._call(self.stub.GetServerInfo, pb.GetServerInfoRequest())
+        info: pb.ServerInfo = self._call(self.stub.GetServerInfo, pb.GetServerInfoRequest())
+        return info
 
     def sessions(self) -> pb.ListSessionsResponse:
         """The server's open sessions with their memory and cache figures."""
-        return self._call(self.stub.ListSessions, pb.ListSessionsRequest())
+        listed: pb.ListSessionsResponse = self._call(self.stub.ListSessions,
+                                                     pb.ListSessionsRequest())
+        return listed
 
     def open_session(self, *, first_frame: int, last_frame: int, width: int, height: int,
                      name: str = "", model: str = "", aovs: Sequence[str] = (),
@@ -154,8 +157,9 @@ class Client:
 
         The range is everything the client can provide (the host's range with its handles).
         """
-        optional = {"max_passes": max_passes, "stop_psnr": stop_psnr, "window": window,
-                    "overlap": overlap, "tile": tile, "flow_max_pixels": flow_max_pixels}
+        optional: dict[str, Any] = {
+            "max_passes": max_passes, "stop_psnr": stop_psnr, "window": window,
+            "overlap": overlap, "tile": tile, "flow_max_pixels": flow_max_pixels}
         options = pb.SessionOptions(model=model, aovs=list(aovs), color_mode=color_mode,
                                     input_colorspace=input_colorspace, precision=precision,
                                     **{k: v for k, v in optional.items() if v is not None})
@@ -212,7 +216,8 @@ class Session:
             return files[frame].read_bytes(), {"encoding": pb.FRAME_ENCODING_FILE}
 
         def write(frame: int, data: bytes, head: pb.FrameChunk) -> None:
-            pattern = aov_output.replace("{aov}", head.layer) if head.layer else output
+            pattern = (aov_output.replace("{aov}", head.layer) if head.layer and aov_output
+                       else output)
             target = frame_path(pattern, frame)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(target) as tmp:

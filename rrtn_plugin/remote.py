@@ -22,12 +22,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -89,7 +91,8 @@ class RestoreJob:
 
     ``context_first``–``context_last`` are the frames ``input`` holds (the range with its
     handles), all sent as temporal context; only ``first``–``last`` are written. ``identity``
-    changes whenever the input's pixels may have (file stamps, the host's graph).
+    changes whenever the input's pixels may have (file stamps, the host's graph). An empty
+    ``input`` means the host renders it to :meth:`rendered_input`.
     ``aov_files`` asks for each AOV as its own grey EXR sequence instead of as channels.
     """
 
@@ -141,6 +144,10 @@ class RestoreJob:
     def folder(self, cache_root: Path) -> Path:
         """Where this job's result is written: one folder per key."""
         return Path(cache_root) / f"{_slug(self.name)}-{self.key()}"
+
+    def rendered_input(self, cache_root: Path) -> str:
+        """Where a host renders the input when ``input`` is empty (removed once restored)."""
+        return str(self.folder(cache_root) / "input" / f"{_slug(self.name)}.####.exr")
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,8 @@ def run_job(job: RestoreJob, cache_root: Path, *,
                 max_passes=settings.passes or None)
             try:
                 summary = session.restore_files(
-                    job.first, job.last, input=job.input, output=pattern, aov_output=aov_output,
+                    job.first, job.last, input=job.input or job.rendered_input(cache_root),
+                    output=pattern, aov_output=aov_output,
                     progress=None if progress is None else lambda e: progress(JobProgress.of(e)),
                     cancel=cancel)
             finally:
@@ -252,6 +260,8 @@ def run_job(job: RestoreJob, cache_root: Path, *,
               "settings": job.settings.result_fields()}
     with atomic_output(folder / RECORD) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
+    if not job.input:
+        shutil.rmtree(Path(job.rendered_input(cache_root)).parent, ignore_errors=True)
     return _result_from_record(record, folder, reused=False)
 
 
@@ -315,7 +325,7 @@ def server_choices(settings: HostSettings, *, timeout: float = 5.0) -> ServerCho
                          tuple(info.colorspaces), aovs)
 
 
-def _result_from_record(record: dict, folder: Path, *, reused: bool) -> JobResult:
+def _result_from_record(record: dict[str, Any], folder: Path, *, reused: bool) -> JobResult:
     return JobResult(folder, record["pattern"], dict(record["aov_patterns"]), record["first"],
                      record["last"], record["seconds"], tuple(record["pass_psnr"]),
                      tuple(record["nonfinite_frames"]), reused)
