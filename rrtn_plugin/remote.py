@@ -184,17 +184,21 @@ class JobProgress:
         return cls(fraction, f"{stage}: {event.done}/{event.total}")
 
 
-def files_identity(pattern: str, frames: Iterable[int]) -> str:
-    """Identity of a sequence's files: each one's name, size and modification time."""
-    stamps = []
+def files_identity(pattern: str, frames: Iterable[int], *, by_content: bool = False) -> str:
+    """Identity of a sequence's files: each one's name, size and modification time, or with
+    ``by_content`` its bytes (for files a host renders afresh each time)."""
+    digest = hashlib.blake2b(digest_size=16)
     for frame in frames:
         path = frame_path(pattern, frame)
         try:
-            stat = path.stat()
-            stamps.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+            if by_content:
+                digest.update(hashlib.blake2b(path.read_bytes(), digest_size=16).digest())
+            else:
+                stat = path.stat()
+                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
         except FileNotFoundError:
-            stamps.append(f"{path}:missing")
-    return hashlib.blake2b("\n".join(stamps).encode(), digest_size=16).hexdigest()
+            digest.update(f"{path}:missing\n".encode())
+    return digest.hexdigest()
 
 
 def finished_result(job: RestoreJob, cache_root: Path) -> JobResult | None:
@@ -228,7 +232,8 @@ def run_job(job: RestoreJob, cache_root: Path, *,
     stem = _slug(job.name)
     digits = max(4, len(str(abs(job.last))))
     pattern = str(folder / f"{stem}.{'#' * digits}.exr")
-    aov_output = str(folder / f"{stem}_{{aov}}.{'#' * digits}.exr") if job.aov_files else None
+    aov_output = (str(folder / "{aov}" / f"{stem}_{{aov}}.{'#' * digits}.exr")
+                  if job.aov_files else None)  # a folder per AOV: one sequence in each
     settings = job.settings
     started = time.perf_counter()
     try:

@@ -34,69 +34,69 @@ class Knob:
     def value(self) -> Any:
         return self._value
 
-    def getValue(self) -> Any:  # noqa: N802 - Nuke's name
+    def getValue(self) -> Any:
         return self._value
 
-    def setValue(self, value: Any) -> bool:  # noqa: N802
+    def setValue(self, value: Any) -> bool:
         self._value = value
         return True
 
-    def setFlag(self, flag: int) -> None:  # noqa: N802
+    def setFlag(self, flag: int) -> None:
         self.flags |= flag
 
-    def clearFlag(self, flag: int) -> None:  # noqa: N802
+    def clearFlag(self, flag: int) -> None:
         self.flags &= ~flag
 
 
-class Tab_Knob(Knob):  # noqa: N801 - Nuke's names
+class Tab_Knob(Knob):
     pass
 
 
-class String_Knob(Knob):  # noqa: N801
+class String_Knob(Knob):
     def __init__(self, name: str, label: str = "", value: str = "") -> None:
         super().__init__(name, label, value)
 
 
-class File_Knob(String_Knob):  # noqa: N801
+class File_Knob(String_Knob):
     pass
 
 
-class Text_Knob(String_Knob):  # noqa: N801
+class Text_Knob(String_Knob):
     pass
 
 
-class Int_Knob(Knob):  # noqa: N801
+class Int_Knob(Knob):
     def __init__(self, name: str, label: str = "") -> None:
         super().__init__(name, label, 0)
 
-    def setValue(self, value: Any) -> bool:  # noqa: N802
+    def setValue(self, value: Any) -> bool:
         self._value = int(value)
         return True
 
 
-class Boolean_Knob(Knob):  # noqa: N801
+class Boolean_Knob(Knob):
     def __init__(self, name: str, label: str = "", value: bool = False) -> None:
         super().__init__(name, label, bool(value))
 
 
-class Enumeration_Knob(Knob):  # noqa: N801
+class Enumeration_Knob(Knob):
     def __init__(self, name: str, label: str, values: list[str]) -> None:
         super().__init__(name, label, values[0] if values else "")
         self.items = list(values)
 
-    def setValues(self, values: list[str]) -> None:  # noqa: N802
+    def setValues(self, values: list[str]) -> None:
         self.items = list(values)
         if self._value not in self.items:
             self._value = self.items[0] if self.items else ""
 
-    def setValue(self, value: Any) -> bool:  # noqa: N802
+    def setValue(self, value: Any) -> bool:
         if value not in self.items:
             raise ValueError(f"{value!r} is not one of {self.items}")
         self._value = value
         return True
 
 
-class PyScript_Knob(Knob):  # noqa: N801
+class PyScript_Knob(Knob):
     def __init__(self, name: str, label: str = "", command: str = "") -> None:
         super().__init__(name, label, command)
 
@@ -117,18 +117,18 @@ class Node:
         if parent is not None:
             parent._children.append(self)
 
-    def Class(self) -> str:  # noqa: N802
+    def Class(self) -> str:
         return type(self).__name__
 
     def name(self) -> str:
         return str(self._knobs["name"].value())
 
-    def fullName(self) -> str:  # noqa: N802
+    def fullName(self) -> str:
         if self._parent is None or self._parent._parent is None:
             return self.name()
         return f"{self._parent.fullName()}.{self.name()}"
 
-    def addKnob(self, knob: Knob) -> None:  # noqa: N802
+    def addKnob(self, knob: Knob) -> None:
         self._knobs[knob.name()] = knob
 
     def knob(self, name: str) -> Knob | None:
@@ -140,7 +140,7 @@ class Node:
     def input(self, index: int) -> Node | None:
         return self._inputs[index] if index < len(self._inputs) else None
 
-    def setInput(self, index: int, node: Node | None) -> bool:  # noqa: N802
+    def setInput(self, index: int, node: Node | None) -> bool:
         self._inputs += [None] * (index + 1 - len(self._inputs))
         self._inputs[index] = node
         return True
@@ -148,7 +148,7 @@ class Node:
     def dependencies(self, mask: int = INPUTS) -> list[Node]:
         return [n for n in self._inputs if n is not None]
 
-    def writeKnobs(self, flags: int = 0) -> str:  # noqa: N802
+    def writeKnobs(self, flags: int = 0) -> str:
         return " ".join(f"{k} {v.value()!r}" for k, v in sorted(self._knobs.items())
                         if not isinstance(v, Text_Knob))
 
@@ -159,10 +159,10 @@ class Node:
         return node
 
     # What flows through: frame range, size, channels and pixels.
-    def firstFrame(self) -> int:  # noqa: N802
+    def firstFrame(self) -> int:
         return self._upstream().firstFrame()
 
-    def lastFrame(self) -> int:  # noqa: N802
+    def lastFrame(self) -> int:
         return self._upstream().lastFrame()
 
     def width(self) -> int:
@@ -183,10 +183,10 @@ class Read(Node):
         "file": "", "first": 1, "last": 1, "origfirst": 1, "origlast": 1, "raw": False,
         "before": "hold", "after": "hold"}
 
-    def firstFrame(self) -> int:  # noqa: N802
+    def firstFrame(self) -> int:
         return int(self["first"].value())
 
-    def lastFrame(self) -> int:  # noqa: N802
+    def lastFrame(self) -> int:
         return int(self["last"].value())
 
     def _spec(self) -> oiio.ImageSpec:
@@ -296,13 +296,13 @@ class ProgressTask:
         self.title, self.progress, self.messages = title, 0, []
         ProgressTask.instances.append(self)
 
-    def setProgress(self, percent: int) -> None:  # noqa: N802
+    def setProgress(self, percent: int) -> None:
         self.progress = percent
 
-    def setMessage(self, text: str) -> None:  # noqa: N802
+    def setMessage(self, text: str) -> None:
         self.messages.append(text)
 
-    def isCancelled(self) -> bool:  # noqa: N802
+    def isCancelled(self) -> bool:
         return ProgressTask.cancel_when(self)
 
 
@@ -310,7 +310,7 @@ class _Menu:
     def __init__(self) -> None:
         self.commands: dict[str, Any] = {}
 
-    def addCommand(self, path: str, command: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+    def addCommand(self, path: str, command: Any, *args: Any, **kwargs: Any) -> None:
         self.commands[path] = command
 
 
@@ -359,7 +359,7 @@ def execute(node: Node, start: int, end: int, incr: int = 1) -> None:
         executed.append((node.name(), frame))
 
 
-def executeInMainThread(call: Callable[..., Any], args: tuple[Any, ...] = (),  # noqa: N802
+def executeInMainThread(call: Callable[..., Any], args: tuple[Any, ...] = (),
                         kwargs: dict[str, Any] | None = None) -> None:
     with _lock:
         _main_queue.append((call, args, kwargs or {}))
@@ -393,17 +393,17 @@ def message(text: str) -> None:
     messages.append(text)
 
 
-def selectedNodes() -> list[Node]:  # noqa: N802
+def selectedNodes() -> list[Node]:
     return list(selection)
 
 
-def selectedNode() -> Node:  # noqa: N802
+def selectedNode() -> Node:
     if not selection:
         raise ValueError("no node selected")
     return selection[-1]
 
 
-def thisNode() -> Node:  # noqa: N802
+def thisNode() -> Node:
     return this_node[-1]
 
 
