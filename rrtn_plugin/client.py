@@ -99,6 +99,14 @@ def frame_path(pattern: str, frame: int) -> Path:
     return Path(pattern[:run.start()] + f"{frame:0{len(run.group())}d}" + pattern[run.end():])
 
 
+def sequence_pattern(path: str) -> str:
+    """One frame's path → its sequence's pattern: the last run of digits becomes ``#``s."""
+    match = re.fullmatch(r"(.*?)(\d+)(\D*)", path)
+    if match is None:
+        raise ValueError(f"'{path}' has no frame number")
+    return f"{match.group(1)}{'#' * len(match.group(2))}{match.group(3)}"
+
+
 class Client:
     """A connection to a server.
 

@@ -23,13 +23,14 @@ import json
 import os
 import re
 import shutil
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import grpc
 
@@ -199,6 +200,30 @@ def files_identity(pattern: str, frames: Iterable[int], *, by_content: bool = Fa
         except FileNotFoundError:
             digest.update(f"{path}:missing\n".encode())
     return digest.hexdigest()
+
+
+def exr_size(path: Path) -> tuple[int, int]:
+    """Width and height of an EXR's data window, read from its header (no OpenImageIO: hosts'
+    Pythons lack it, and Blender gives no size for multi-layer EXRs)."""
+    with open(path, "rb") as file:
+        if file.read(4) != b"\x76\x2f\x31\x01":
+            raise RRTNError(f"{path} is not an OpenEXR file")
+        file.read(4)  # version and flags
+        while name := _read_cstring(file):
+            kind = _read_cstring(file)
+            (size,) = struct.unpack("<i", file.read(4))
+            value = file.read(size)
+            if name == "dataWindow" and kind == "box2i":
+                x_min, y_min, x_max, y_max = struct.unpack("<4i", value)
+                return x_max - x_min + 1, y_max - y_min + 1
+    raise RRTNError(f"{path} has no dataWindow in its header")
+
+
+def _read_cstring(file: BinaryIO) -> str:
+    chars = bytearray()
+    while (byte := file.read(1)) not in (b"", b"\0"):
+        chars += byte
+    return chars.decode("latin-1")
 
 
 def finished_result(job: RestoreJob, cache_root: Path) -> JobResult | None:

@@ -21,6 +21,7 @@ from rrtn_plugin.remote import (
     HostSettings,
     JobThread,
     RestoreJob,
+    exr_size,
     files_identity,
     finished_result,
     run_job,
@@ -149,6 +150,13 @@ def test_errors_a_user_can_act_on(bundled_server: str, plates: Path, tmp_path: P
                                       identity="x", settings=HostSettings(server=bundled_server))
     with pytest.raises(RRTNError, match=r"none\.0001\.exr does not exist"):
         run_job(missing, tmp_path)
+
+
+def test_exr_size_reads_the_data_window(plates: Path, tmp_path: Path) -> None:
+    assert exr_size(plates / "plate.1001.exr") == SIZE  # a tiled file with a data window
+    (tmp_path / "x.exr").write_bytes(b"not an exr")
+    with pytest.raises(RRTNError, match="is not an OpenEXR file"):
+        exr_size(tmp_path / "x.exr")
 
 
 def test_server_choices(bundled_server: str) -> None:

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from test_job import exr_sequence
 
 from rrtn_plugin.aovs import Aov
-from rrtn_plugin.client import Cancel, Client, ServerError, frame_path
+from rrtn_plugin.client import Cancel, Client, ServerError, frame_path, sequence_pattern
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.io.image import read_pixels
@@ -389,6 +389,9 @@ def test_client_needs_only_grpc_protobuf_numpy() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["/a/s.0007.exr", "/a/s.007.exr"]
     assert frame_path("s.@@.dpx", 3) == Path("s.03.dpx")
+    assert sequence_pattern("/a/plate_v2.01001.exr") == "/a/plate_v2.#####.exr"
+    with pytest.raises(ValueError, match="no frame number"):
+        sequence_pattern("/a/plate.exr")
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
