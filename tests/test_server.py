@@ -23,6 +23,7 @@ from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.io.image import read_pixels
 from rrtn_plugin.job import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.server.app import ServerSecurity, is_loopback, start_server
 from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
 
@@ -239,6 +240,7 @@ def test_deadline_is_honoured(server, storage: Path) -> None:
     ("traversal", grpc.StatusCode.PERMISSION_DENIED, "outside the folders"),
     ("bad frame", grpc.StatusCode.INVALID_ARGUMENT, "frame 1002 is 33x32"),
     ("bad window", grpc.StatusCode.INVALID_ARGUMENT, "window must be at least 3"),
+    ("raw aov files", grpc.StatusCode.INVALID_ARGUMENT, "aov_files needs FILE replies"),
 ])
 def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, call: str,
                                       code: grpc.StatusCode, message: str) -> None:
@@ -264,6 +266,13 @@ def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, cal
                                             output=str(tmp_path / "o/plate.####.exr"))
         elif call == "bad window":
             open_clip(client, window=2)
+        elif call == "raw aov files":  # a request the client library never makes
+            session = open_clip(client)
+            start = pb.RestoreStart(session_id=session.id, first_frame=1003, last_frame=1003,
+                                    bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW,
+                                                            aov_files=True))
+            client._call(lambda request, **kw: list(client.stub.Restore(iter([request]), **kw)),
+                         pb.RestoreRequest(start=start))
     assert info.value.code == code
     assert message in info.value.message
     with Client(address) as client:  # the server carries on

@@ -209,6 +209,8 @@ class Servicer(pb_grpc.RestorerServicer):
             raise RRTNError("a Restore call must begin with a RestoreStart message")
         start = first.start
         session = self.service.get(start.session_id)
+        if start.bytes.reply_encoding == pb.FRAME_ENCODING_RAW and start.bytes.aov_files:
+            raise RRTNError("aov_files needs FILE replies (raw replies carry AOV channels)")
         if start.last_frame < start.first_frame:
             raise RRTNError(f"last_frame {start.last_frame} is before first_frame "
                             f"{start.first_frame}")
@@ -232,8 +234,6 @@ class Servicer(pb_grpc.RestorerServicer):
             for frame, content_hash, data in _receive_frames(request_iterator, set(needed)):
                 self.service.accept_frame(session, frame, content_hash, data)
             raw = start.bytes.reply_encoding == pb.FRAME_ENCODING_RAW
-            if raw and start.bytes.aov_files:
-                raise RRTNError("aov_files needs FILE replies (raw replies carry AOV channels)")
             yield from _run_in_thread(
                 lambda progress: self.service.restore_given(
                     session, frames, progress=progress, should_stop=should_stop,
