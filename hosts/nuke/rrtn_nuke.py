@@ -30,8 +30,6 @@ from rrtn_plugin.remote import (
     server_choices,
 )
 
-TAG = "rrtn_restore"
-"""Hidden knob that marks a Group as an RRTN Restore node."""
 SERVER_DEFAULT_MODEL = "(server default)"
 AOVS = ("mask", "repair", "motion")
 CALL = "import rrtn_nuke; rrtn_nuke."
@@ -60,14 +58,11 @@ def create_node() -> nuke.Group:
         nuke.File_Knob("cache", "cache folder"),
         nuke.PyScript_Knob("restore", "Restore", f"{CALL}restore(nuke.thisNode())"),
         nuke.Text_Knob("status", "", "Not restored yet: the input passes through."),
-        nuke.Boolean_Knob(TAG, TAG),
     ]
     for knob in knobs:
         group.addKnob(knob)
     group["last"].clearFlag(nuke.STARTLINE)
     group["restore"].setFlag(nuke.STARTLINE)
-    group[TAG].setValue(True)
-    group[TAG].setFlag(nuke.INVISIBLE)
     group["first"].setValue(first)
     group["last"].setValue(last)
     group["handles"].setValue(8)
@@ -75,7 +70,8 @@ def create_node() -> nuke.Group:
     group["cache"].setValue(str(default_cache_root() / "nuke"))
     with group:
         plate = nuke.nodes.Input(name="Input1")
-        write = nuke.nodes.Write(name="RenderInput", file_type="exr", raw=True, disable=True)
+        write = nuke.nodes.Write(name="RenderInput", file_type="exr", raw=True, disable=True,
+                                 create_directories=True)
         write["datatype"].setValue("32 bit float")
         write["compression"].setValue("Zip (1 scanline)")
         write["channels"].setValue("rgba")

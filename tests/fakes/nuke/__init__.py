@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import OpenImageIO as oiio
 
-STARTLINE, INVISIBLE, INPUTS, HIDDEN_INPUTS = 0x1000, 0x400, 0x1, 0x2
+STARTLINE, INPUTS, HIDDEN_INPUTS = 0x1000, 0x1, 0x2
 WRITE_ALL, TO_SCRIPT = 0x8, 0x1
 NUKE_CHANNELS = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
 
@@ -225,7 +225,7 @@ class Read(Node):
 class Write(Node):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "file": "", "file_type": "", "raw": False, "datatype": "16 bit half",
-        "compression": "Zip (1 scanline)", "channels": "rgb"}
+        "compression": "Zip (1 scanline)", "channels": "rgb", "create_directories": False}
 
 
 class Input(Node):
@@ -351,7 +351,10 @@ def execute(node: Node, start: int, end: int, incr: int = 1) -> None:
         spec.channelnames = [names[i].split(".")[1][0].upper() for i in keep]
         spec.attribute("compression", "zip")
         target = frame_file(node["file"].value(), frame)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            if not node["create_directories"].value():
+                raise RuntimeError(f"{node.name()}: can't write {target}: no such directory")
+            target.parent.mkdir(parents=True)
         out = oiio.ImageOutput.create(str(target))
         out.open(str(target), spec)
         out.write_image(np.ascontiguousarray(pixels[:, :, keep]))
