@@ -44,6 +44,8 @@ from rrtn_plugin.evaluate import (
     model_method,
     sequence_pair,
 )
+from rrtn_plugin.farm.chunks import plan_chunks
+from rrtn_plugin.farm.openjd import FarmJob, parameter_values, write_bundle
 from rrtn_plugin.io.image import read_info
 from rrtn_plugin.io.sequence import parse_frames, parse_pattern
 from rrtn_plugin.job import JobSettings, plan_frames, restore_sequence
@@ -150,14 +152,60 @@ def cmd_restore(args: argparse.Namespace) -> int:
         frames=parse_frames(args.frames) if args.frames else None, handles=args.handles,
         input_colorspace=args.input_colorspace, working_colorspace=args.working_colorspace,
         ocio_config=args.ocio_config, color_mode=ColorMode(args.color_mode),
-        aovs=parse_aovs(args.aovs), restore=restore_options(args))
+        aovs=parse_aovs(args.aovs), restore=restore_options(args),
+        skip_existing=args.skip_existing)
     report = restore_sequence(args.input, args.output, first=first, second=second,
                               settings=settings, progress=ProgressPrinter())
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} frames already written "
+              f"({report.skipped[0]}-{report.skipped[-1]})")
+    if not report.frames:
+        return 0
     print(f"wrote {len(report.frames)} frames ({report.frames[0]}-{report.frames[-1]}, read "
           f"{report.read_frames[0]}-{report.read_frames[-1]}) to {args.output} in "
           f"{report.seconds:.1f} s")
     print("passes: " + ", ".join(f"{p:.1f} dB" for p in report.pass_psnr)
           + "; noise mask above 0.05 on " + f"{report.mask_coverage * 100:.2f} % of pixels")
+    return 0
+
+
+def cmd_farm_openjd(args: argparse.Namespace) -> int:
+    """``farm openjd``: plan the chunks, write the template."""
+    options = restore_options(args)
+    options.check()
+    inp = parse_pattern(args.input, must_exist=True)
+    reach = options.max_passes * (options.window + 1)  # the most context a frame can need
+    plan = plan_frames(inp, parse_frames(args.frames) if args.frames else None, reach)
+    chunks = plan_chunks(plan.write[0], plan.write[-1], size=args.chunk,
+                         available=(plan.read[0], plan.read[-1]), window=options.window,
+                         overlap=options.window_overlap, passes=options.max_passes)
+    task_options = []
+    for action in args.job_actions:
+        value = getattr(args, action.dest)
+        if action.dest in ("model", "model_second", "max_passes", "stop_psnr") or (
+                value == action.default):
+            continue
+        flag = action.option_strings[0]
+        task_options += [flag] if action.nargs == 0 else [flag, str(value)]
+    # Every task runs exactly the same passes: an automatic stop, decided on each task's own
+    # frames, could differ between neighbouring chunks and show at their border.
+    task_options += ["--max-passes", str(options.max_passes), "--stop-psnr", "inf"]
+    models = {flag: path.absolute() for flag, path in (("--model", args.model),
+                                                       ("--model-second", args.model_second))
+              if path is not None}
+    job = FarmJob(name=args.name or f"RRTN restore {Path(args.output).name}",
+                  input=str(Path(args.input).absolute()),
+                  output=str(Path(args.output).absolute()), chunks=chunks,
+                  options=task_options, models=models, gpu=options.device != "cpu")
+    template = write_bundle(args.bundle, job)
+    read = sum(c.read_last - c.read_first + 1 for c in chunks)
+    print(f"wrote {args.bundle}: {len(chunks)} tasks of up to {args.chunk} frames "
+          f"({chunks[0].first}-{chunks[-1].last}), handles "
+          f"{max(c.handles for c in chunks)}, {read / len(plan.write):.2f} frames read per "
+          f"frame written")
+    values = " ".join(f"-p {k}={v}" for k, v in parameter_values(job).items())
+    print(f"submit: deadline bundle submit {args.bundle}\n"
+          f"run here: openjd run {template} --step Restore {values}")
     return 0
 
 
@@ -319,6 +367,36 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-second", type=Path, help="checkpoint for passes 2 and later")
 
 
+def _add_job_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options a restore job runs with (models, colour, AOVs, engine); returns them, so
+    ``farm openjd`` can hand the same options to its tasks."""
+    before = len(parser._actions)
+    _add_model_arguments(parser)
+    parser.add_argument("--input-colorspace",
+                        help="colour space of the frames (default: the scene_linear role; "
+                             "film scans e.g. ADX10)")
+    parser.add_argument("--working-colorspace", help=argparse.SUPPRESS)
+    parser.add_argument("--ocio-config", help="OpenColorIO config (default: $OCIO or the "
+                                              "built-in studio config)")
+    parser.add_argument("--color-mode", choices=[m.value for m in ColorMode],
+                        default=ColorMode.KEEP_CHROMA.value)
+    parser.add_argument("--aovs", default="", help="comma-separated: mask,repair,motion")
+    parser.add_argument("--window", type=int, default=30, help="frames per network run")
+    parser.add_argument("--overlap", type=int, help="frames shared by windows (default half)")
+    parser.add_argument("--max-passes", type=int,
+                        help="recursion passes at most (default 4; 1 with the bundled model)")
+    parser.add_argument("--stop-psnr", type=float, default=43.0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--tile", type=int, help="tile side (default: chosen by memory)")
+    parser.add_argument("--memory-budget", type=float, help="GiB the engine may use")
+    parser.add_argument("--flow-max-pixels", type=int, default=RestoreOptions.flow_max_pixels,
+                        help="estimate flow at about this many pixels (0: full size)")
+    parser.add_argument("--quantize-between-passes", action="store_true",
+                        help="round to 8 bits between passes, as the reference does")
+    return parser._actions[before:]
+
+
 def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", type=Path,
                         help="file holding the access token (default: $RRTN_TOKEN)")
@@ -338,29 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--frames", help="frames to write, e.g. 1001-1100 (default: all)")
     restore.add_argument("--handles", type=int, default=0,
                          help="extra frames read on each side for context, not written")
-    _add_model_arguments(restore)
-    restore.add_argument("--input-colorspace",
-                         help="colour space of the frames (default: the scene_linear role; "
-                              "film scans e.g. ADX10)")
-    restore.add_argument("--working-colorspace", help=argparse.SUPPRESS)
-    restore.add_argument("--ocio-config", help="OpenColorIO config (default: $OCIO or the "
-                                               "built-in studio config)")
-    restore.add_argument("--color-mode", choices=[m.value for m in ColorMode],
-                         default=ColorMode.KEEP_CHROMA.value)
-    restore.add_argument("--aovs", default="", help="comma-separated: mask,repair,motion")
-    restore.add_argument("--window", type=int, default=30, help="frames per network run")
-    restore.add_argument("--overlap", type=int, help="frames shared by windows (default half)")
-    restore.add_argument("--max-passes", type=int,
-                         help="recursion passes at most (default 4; 1 with the bundled model)")
-    restore.add_argument("--stop-psnr", type=float, default=43.0)
-    restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    restore.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    restore.add_argument("--tile", type=int, help="tile side (default: chosen by memory)")
-    restore.add_argument("--memory-budget", type=float, help="GiB the engine may use")
-    restore.add_argument("--flow-max-pixels", type=int, default=RestoreOptions.flow_max_pixels,
-                         help="estimate flow at about this many pixels (0: full size)")
-    restore.add_argument("--quantize-between-passes", action="store_true",
-                         help="round to 8 bits between passes, as the reference does")
+    _add_job_arguments(restore)
+    restore.add_argument("--skip-existing", action="store_true",
+                         help="leave frames already written in full and restore the rest "
+                              "(what a farm task's retry does)")
     restore.add_argument("--server", help="run the job on a server (host:port or "
                                           "unix:///path.sock) instead of in this process")
     restore.add_argument("--transport", choices=["bytes", "paths"], default="bytes",
@@ -370,6 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--tls-ca", type=Path, help="with --server: trust this certificate "
                                                      "(PEM) and connect with TLS")
     restore.set_defaults(run=cmd_restore)
+
+    farm = sub.add_parser("farm", help="restore whole reels on a render farm")
+    farm_jobs = farm.add_subparsers(dest="farm_command", required=True)
+    openjd = farm_jobs.add_parser(
+        "openjd", help="write an Open Job Description job bundle (AWS Deadline Cloud)",
+        description="Write BUNDLE (a folder: template.json, parameter_values.json): a job "
+                    "restoring INPUT into OUTPUT in chunks of --chunk frames, one farm task "
+                    "each, with the restore options given here.")
+    openjd.add_argument("bundle", type=Path, help="the job bundle folder to write")
+    openjd.add_argument("input")
+    openjd.add_argument("output")
+    openjd.add_argument("--frames", help="frames to write, e.g. 1001-1100 (default: all)")
+    openjd.add_argument("--chunk", type=int, default=100, help="frames per task")
+    openjd.add_argument("--name", help="the job's name (default: the output's)")
+    openjd.set_defaults(run=cmd_farm_openjd, job_actions=_add_job_arguments(openjd))
 
     serve = sub.add_parser("serve", help="run the restoration server")
     serve.add_argument("--listen", default=DEFAULT_ADDRESS,

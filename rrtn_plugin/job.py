@@ -20,6 +20,7 @@ from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine import ClipSession, Progress, RestoreOptions, SessionResult
 from rrtn_plugin.engine.clip import one_call_cache
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.io.atomic import remove_stale_temporaries
 from rrtn_plugin.io.image import WRITERS, ImageInfo, read_info, read_pixels
 from rrtn_plugin.io.sequence import FramePattern, parse_pattern
 from rrtn_plugin.model import RRTN
@@ -40,6 +41,8 @@ class JobSettings:
         color_mode: keep chroma, or write the restored luminance as monochrome.
         aovs: which AOVs to write.
         restore: the engine's options.
+        skip_existing: leave frames whose files are already complete (an earlier run's, as a
+            farm retry finds them) and restore only the rest.
     """
 
     frames: list[int] | None = None
@@ -50,6 +53,7 @@ class JobSettings:
     color_mode: ColorMode = ColorMode.KEEP_CHROMA
     aovs: tuple[Aov, ...] = ()
     restore: RestoreOptions = field(default_factory=RestoreOptions)
+    skip_existing: bool = False
 
 
 @dataclass
@@ -64,6 +68,8 @@ class JobReport:
     mask_coverage: float
     """Fraction of written pixels whose noise mask is above 0.05."""
     seconds: float
+    skipped: list[int] = field(default_factory=list)
+    """Frames left as they were (``skip_existing``)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,19 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
                              working_colorspace=job.working_colorspace,
                              ocio_config=job.ocio_config, color_mode=job.color_mode,
                              aovs=job.aovs)
+    skipped: list[int] = []
+    if job.skip_existing:
+        for folder in {p.parent for p in pipeline.targets(out, plan.write[0])}:
+            remove_stale_temporaries(folder)
+        pending = [f for f in plan.write if not _complete(pipeline.targets(out, f))]
+        skipped = [f for f in plan.write if f not in pending]
+        if not pending:
+            return JobReport(written=[], frames=[], read_frames=[], pass_psnr=[],
+                             nonfinite_frames=[], mask_coverage=0.0, skipped=skipped,
+                             seconds=time.perf_counter() - started)
+        # Windows lie on a fixed grid, so restoring the unfinished span gives the same frames.
+        plan = plan_frames(inp, list(range(pending[0], pending[-1] + 1)), job.handles)
+        skipped = [f for f in skipped if f not in plan.write]
     session = ClipSession(first_frame=plan.read[0], num_frames=len(plan.read),
                           height=infos[0].height, width=infos[0].width, first=first,
                           second=second, options=job.restore, owner="job",
@@ -188,8 +207,19 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
     coverage = sum(float((result.masks[f] > 0.05).float().mean()) for f in plan.write)
     return JobReport(written=written, frames=plan.write, read_frames=plan.read,
                      pass_psnr=result.pass_psnr, nonfinite_frames=nonfinite_frames,
-                     mask_coverage=coverage / len(plan.write),
+                     mask_coverage=coverage / len(plan.write), skipped=skipped,
                      seconds=time.perf_counter() - started)
+
+
+def _complete(files: list[Path]) -> bool:
+    """Whether every file exists with a readable header (outputs are renamed into place only
+    once whole, so this is a finished frame)."""
+    try:
+        for path in files:
+            read_info(path)
+    except (RRTNError, OSError):
+        return False
+    return True
 
 
 def frame_result(result: SessionResult, frame: int) -> FrameResult:

@@ -99,6 +99,16 @@ class FramePipeline:
             backward=None if result.motion_backward is None else result.motion_backward.numpy())
         return RenderedFrame(info, restored, names, planes, repair)
 
+    def targets(self, out: FramePattern, number: int) -> list[Path]:
+        """The files :meth:`write` writes for frame ``number``: the frame, and a side-car EXR
+        for the AOVs when the format cannot hold them."""
+        sidecar = out.format != "exr" and self.aovs
+        return [out.path(number)] + ([self._sidecar(out).path(number)] if sidecar else [])
+
+    @staticmethod
+    def _sidecar(out: FramePattern) -> FramePattern:
+        return out.with_suffix("rrtn_aovs", "exr")
+
     def write(self, frame: RenderedFrame, out: FramePattern, number: int) -> list[Path]:
         """Write a frame (atomically) to ``out``; AOVs in the EXR, or in a side-car EXR."""
         target = out.path(number)
@@ -115,7 +125,7 @@ class FramePipeline:
                     bits=bits)
         if not frame.aov_names:
             return [target]
-        sidecar = out.with_suffix("rrtn_aovs", "exr").path(number)
+        sidecar = self._sidecar(out).path(number)
         write_image(sidecar, frame.aov_planes, channels=frame.aov_names, template=info.spec,
                     channel_formats=["float"] * len(frame.aov_names), compression="zip")
         return [target, sidecar]

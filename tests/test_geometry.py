@@ -82,6 +82,18 @@ def test_windows_follow_the_reference_schedule_on_a_fixed_grid() -> None:
     assert window_weights(6).tolist() == [1, 2, 3, 3, 2, 1]
 
 
+def test_windows_are_the_grid_windows_not_inside_another() -> None:
+    for start, stop, length, overlap in [(0, 20, 30, 15), (3, 97, 7, 3), (-5, 61, 6, 5),
+                                         (1001, 1130, 30, 15), (10, 14, 6, 3)]:
+        step = length - overlap
+        grid = {(max(start, k * step), min(stop, k * step + length))
+                for k in range(start // step - length, stop // step + 1)}
+        grid = {(lo, hi) for lo, hi in grid if hi > lo}
+        expected = sorted(w for w in grid if not any(
+            o != w and o[0] <= w[0] and w[1] <= o[1] for o in grid))
+        assert plan_windows(start, stop, length=length, overlap=overlap) == expected
+
+
 def test_clips_sharing_frames_share_their_inner_windows() -> None:
     short = plan_windows(1001, 1101, length=30, overlap=15)
     wide = plan_windows(990, 1130, length=30, overlap=15)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import OpenImageIO as oiio
 import pytest
 
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io import atomic_output
+from rrtn_plugin.io import atomic_output, remove_stale_temporaries
 from rrtn_plugin.io.image import quantize_for, read_info, read_pixels, write_image
 from rrtn_plugin.io.sequence import parse_frames, parse_pattern
 
@@ -80,6 +82,29 @@ def test_atomic_output_has_ordinary_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     # what a plain open() would give, not the temporary file's owner-only 0600
     assert stat.S_IMODE((tmp_path / "frame.exr").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no process liveness check on Windows")
+def test_temporaries_of_killed_writers_are_removed(tmp_path: Path) -> None:
+    # A writer killed mid-write (SIGKILL: no clean-up runs) leaves its temporary file.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from rrtn_plugin.io import atomic_output, remove_stale_temporaries\n"
+        f"with atomic_output({str(tmp_path / 'frame.0001.exr')!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half a frame'); print(tmp.name, flush=True); time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    left = tmp_path / child.stdout.readline().strip()
+    child.kill()
+    child.wait()
+    assert left.is_file()
+    with atomic_output(tmp_path / "frame.0002.exr") as tmp:  # a live writer's, kept
+        tmp.write_bytes(b"writing")
+        foreign = tmp_path / ".frame.0003.0123abcd-1.x.exr.tmp"  # another machine's, kept
+        foreign.write_bytes(b"")
+        assert remove_stale_temporaries(tmp_path) == [left]
+        assert tmp.is_file()
+        assert foreign.is_file()
+    assert not left.exists()
 
 
 def test_exr_keeps_pixels_channels_and_header(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ class RestoreOptions:
         window: frames per network run (30).
         overlap: frames shared by consecutive windows (None: half the window, 15).
         max_passes: recursion passes at most, the first included (4).
-        stop_psnr: stop when PSNR(pass input, pass output) on 8-bit frames reaches this (43 dB).
+        stop_psnr: stop when PSNR(pass input, pass output) on 8-bit frames reaches this (43 dB;
+            infinity: always run ``max_passes``, as farm tasks do so that chunks agree).
         flow_max_pixels: estimate flow on frames downscaled to about this many pixels
             (None: full resolution; RAFT's memory grows with the square of the pixel count).
         tile: tile side for the network; None chooses from ``memory_budget`` (whole frames when
@@ -56,8 +57,8 @@ class RestoreOptions:
             raise RRTNError(f"overlap must be in [0, window={self.window}), got {self.overlap}")
         if self.max_passes < 1:
             raise RRTNError(f"max_passes must be at least 1, got {self.max_passes}")
-        if not math.isfinite(self.stop_psnr):
-            raise RRTNError(f"stop_psnr must be a finite number of dB, got {self.stop_psnr}")
+        if math.isnan(self.stop_psnr) or self.stop_psnr == -math.inf:
+            raise RRTNError(f"stop_psnr must be a number of dB or inf, got {self.stop_psnr}")
         if self.flow_max_pixels is not None and self.flow_max_pixels < RAFT_MIN_SIDE ** 2:
             raise RRTNError(f"flow_max_pixels must be at least {RAFT_MIN_SIDE ** 2}, "
                             f"got {self.flow_max_pixels}")

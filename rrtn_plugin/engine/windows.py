@@ -32,14 +32,43 @@ def plan_windows(start: int, stop: int, *, length: int,
     k = (start - length) // step + 1  # the first grid window that reaches past ``start``
     while k * step < stop:
         lo, hi = max(start, k * step), min(stop, k * step + length)
-        if hi > lo and (lo, hi) not in windows:
+        if hi > lo:
             windows.append((lo, hi))
         k += 1
-    return [w for w in windows
-            if not any(o != w and o[0] <= w[0] and w[1] <= o[1] for o in windows)]
+    # Only windows clipped at the clip's ends can lie inside another, which then shares their
+    # start or their end: keep the longest of those with the same start and of the same end.
+    longest_from = {lo: hi for lo, hi in windows}  # starts are ascending, ends too
+    earliest_to = {hi: lo for lo, hi in reversed(windows)}
+    return list(dict.fromkeys(w for w in windows
+                              if longest_from[w[0]] == w[1] and earliest_to[w[1]] == w[0]))
 
 
 def window_weights(length: int) -> torch.Tensor:
     """(length,) weights of a window's frames: distance to the nearer end, 1 at both ends."""
     pos = torch.arange(length)
     return torch.minimum(pos + 1, length - pos).float()
+
+
+def frames_read(first: int, last: int, *, clip: tuple[int, int], length: int, overlap: int,
+                passes: int) -> tuple[int, int]:
+    """The frames (first and last, inclusive) that restoring ``first``–``last`` of the clip
+    ``clip`` (its first and last frame) reads with ``passes`` passes.
+
+    Each pass, from the last back, needs the windows covering the frames it must produce, and
+    each frame's noise mask its two neighbours; the previous pass must then produce all those
+    frames. This is :meth:`ClipSession.needed_frames`'s rule on a clip of 3 frames or more.
+    A run that reads these frames computes the same windows as a run over the whole clip.
+    """
+    if not clip[0] <= first <= last <= clip[1]:
+        raise ValueError(f"frames {first}-{last} are not in the clip {clip[0]}-{clip[1]}")
+    # Each pass reaches at most a window and a neighbour further, so the clip's windows beyond
+    # that (and a window's margin) are never needed: plan only the part of the clip within it.
+    reach = passes * (length + 1) + length
+    part = (max(clip[0], first - reach), min(clip[1], last + reach))
+    windows = plan_windows(part[0], part[1] + 1, length=length, overlap=overlap)
+    low, high = first, last
+    for _ in range(passes):
+        covering = [(s, e) for s, e in windows if s <= high and e > low]
+        low = max(clip[0], min(s for s, _ in covering) - 1)
+        high = min(clip[1], max(e for _, e in covering))  # the last covered frame + 1
+    return low, high
