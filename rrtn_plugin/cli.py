@@ -146,6 +146,8 @@ def _token(path: Path | None) -> str | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     if args.server:
+        if args.skip_existing:
+            raise RRTNError("--skip-existing works for jobs run here, not with --server")
         return restore_through_server(args)
     first, second = load_models(args.model, args.model_second)
     settings = JobSettings(
@@ -170,7 +172,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_farm_openjd(args: argparse.Namespace) -> int:
-    """``farm openjd``: plan the chunks, write the template."""
+    """``farm openjd``: plan the chunks, write the job bundle."""
     options = restore_options(args)
     options.check()
     inp = parse_pattern(args.input, must_exist=True)
