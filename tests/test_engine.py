@@ -147,7 +147,7 @@ def test_flow_is_estimated_at_capped_resolution_and_scaled_back(small_model: RRT
     frames = moving_clip(3, 256, 384)[:, None] * 2 - 1
     size = flow_size(256, 384, 128 * 192)
     assert size == (128, 192)
-    flow = estimate_flows(small_model, frames[0:1], frames[1:2], size=size)
+    flow = estimate_flows(small_model, frames, [(0, 1)], size=size)
     small = F.interpolate(frames, size=(128, 192), mode="bilinear", antialias=True)
     low = small_model.estimate_flow(small[0:1], small[1:2])
     expected = F.interpolate(low, size=(256, 384), mode="bilinear") * 2

@@ -8,6 +8,7 @@ upsampled and scaled back to the frame's size.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,23 +36,23 @@ def raft_pair_bytes(height: int, width: int) -> int:
     return int(cells * cells * 4 * 1.34) + height * width * 800
 
 
-def estimate_flows(model: RRTN, src: torch.Tensor, dst: torch.Tensor, *,
+def estimate_flows(model: RRTN, frames: torch.Tensor, pairs: Sequence[tuple[int, int]], *,
                    size: tuple[int, int]) -> torch.Tensor:
-    """(B, 2, H, W) flows on ``src``'s grid that warp ``dst`` onto it, estimated at ``size``.
+    """(P, 2, H, W) flows, estimated at ``size``: for each pair (a, b), the flow on frame a's
+    grid that warps frame b onto it. Each frame is resized and encoded once for all its pairs.
 
     Args:
-        model: supplies RAFT.
-        src, dst: (B, C, H, W) frames in [-1, 1].
-        size: (h, w) RAFT runs at, from :func:`flow_size`.
+        model: supplies the flow network.
+        frames: (T, C, H, W) frames in [-1, 1].
+        pairs: (a, b) indices into ``frames``.
+        size: (h, w) the flow network runs at, from :func:`flow_size`.
     """
-    height, width = src.shape[-2:]
+    height, width = frames.shape[-2:]
     if size == (height, width):
-        return model.estimate_flow(src, dst).float()
-
-    def shrink(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-    small = model.estimate_flow(shrink(src), shrink(dst)).float()
-    flow = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+        return model.estimate_pair_flows(frames, pairs).float()
+    small = F.interpolate(frames, size=size, mode="bilinear", align_corners=False,
+                          antialias=True)
+    flow = F.interpolate(model.estimate_pair_flows(small, pairs).float(), size=(height, width),
+                         mode="bilinear", align_corners=False)
     scale = torch.tensor([width / size[1], height / size[0]], device=flow.device)
     return flow * scale.view(1, 2, 1, 1)

@@ -426,9 +426,11 @@ class ClipSession:
         for i in range(0, len(todo), self.flow_batch):
             self._check_stop()
             chunk = todo[i:i + self.flow_batch]
-            src = torch.stack([run.inputs[(p, a)][1] for a, _, _ in chunk]).to(self.device)
-            dst = torch.stack([run.inputs[(p, b)][1] for _, b, _ in chunk]).to(self.device)
-            flows = estimate_flows(model, src, dst, size=self.flow_hw)
+            used = sorted({v for a, b, _ in chunk for v in (a, b)})  # each frame sent once
+            where = {v: k for k, v in enumerate(used)}
+            frames = torch.stack([run.inputs[(p, v)][1] for v in used]).to(self.device)
+            flows = estimate_flows(model, frames, [(where[a], where[b]) for a, b, _ in chunk],
+                                   size=self.flow_hw)
             for (_, _, key), flow in zip(chunk, flows, strict=True):
                 local[key] = flow
                 self.cache.put(key, flow, owner=self.owner)

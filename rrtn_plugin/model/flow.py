@@ -8,11 +8,15 @@ in our checkpoints; the authors' checkpoints use RAFT.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.optical_flow import raft_large
+from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 from torchvision.models.optical_flow.raft import RAFT
 
 RAFT_MIN_SIDE = 128
@@ -90,10 +94,60 @@ def estimate_flow(flow_net: nn.Module, image1: torch.Tensor, image2: torch.Tenso
     """
     if image1.shape != image2.shape:
         raise ValueError(f"image shapes differ: {tuple(image1.shape)} vs {tuple(image2.shape)}")
+    batch = image1.shape[0]
+    return estimate_pair_flows(flow_net, torch.cat([image1, image2]),
+                               [(i, batch + i) for i in range(batch)], num_updates=num_updates)
+
+
+@torch.no_grad()
+def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
+                        pairs: Sequence[tuple[int, int]], *,
+                        num_updates: int = 24) -> torch.Tensor:
+    """Flows between frames of a clip: for each pair (a, b), the flow on frame a's grid that
+    warps frame b onto it.
+
+    RAFT's feature encoder runs once per frame and its context encoder once per frame that
+    starts a pair (both treat each image on its own: instance norm, batch norm in eval mode),
+    so a frame in four pairs is encoded once instead of four times; the correlation pyramid and
+    the refinement run per pair, and only the final flow is upsampled. The flows are torchvision
+    RAFT's last predictions for the same pairs.
+
+    Args:
+        flow_net: torchvision RAFT in eval mode, or :class:`DISFlow`.
+        frames: (T, C, H, W) in RRTN's [-1, 1] encoding; for RAFT, H and W multiples of 8 and
+            at least 128.
+        pairs: (a, b) indices into ``frames``.
+
+    Returns:
+        (P, 2, H, W) flows in pixels, channel 0 horizontal, in the order of ``pairs``.
+    """
+    if not pairs:
+        raise ValueError("no frame pairs given")
+    first = [a for a, _ in pairs]
+    second = [b for _, b in pairs]
     if not isinstance(flow_net, RAFT):
-        return flow_net(image1, image2)
-    h, w = image1.shape[-2:]
+        return flow_net(frames[first], frames[second])
+    h, w = frames.shape[-2:]
     if min(h, w) < RAFT_MIN_SIDE or h % RAFT_MULTIPLE or w % RAFT_MULTIPLE:
         raise ValueError(f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
                          f"{RAFT_MIN_SIDE}, got {h}x{w}")
-    return flow_net(raft_input(image1), raft_input(image2), num_flow_updates=num_updates)[-1]
+    images = raft_input(frames)
+    used = sorted(set(first) | set(second))
+    features = flow_net.feature_encoder(images[used])
+    feature_of = {frame: i for i, frame in enumerate(used)}
+    sources = sorted(set(first))
+    context_of = {frame: i for i, frame in enumerate(sources)}
+    context = flow_net.context_encoder(images[sources])[[context_of[a] for a in first]]
+    hidden_size = flow_net.update_block.hidden_state_size
+    hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
+    hidden, context = torch.tanh(hidden), F.relu(context)
+    flow_net.corr_block.build_pyramid(features[[feature_of[a] for a in first]],
+                                      features[[feature_of[b] for b in second]])
+    coords0 = make_coords_grid(len(pairs), h // 8, w // 8).to(frames.device)
+    coords1 = coords0
+    for _ in range(num_updates):
+        correlation = flow_net.corr_block.index_pyramid(centroids_coords=coords1)
+        hidden, delta = flow_net.update_block(hidden, context, correlation, coords1 - coords0)
+        coords1 = coords1 + delta
+    up_mask = None if flow_net.mask_predictor is None else flow_net.mask_predictor(hidden)
+    return upsample_flow(flow=coords1 - coords0, up_mask=up_mask)

@@ -16,7 +16,7 @@ Tensor API (all frames in RRTN's encoding: display-referred luminance mapped to 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +24,12 @@ from torch import nn
 
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
-from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_flow_net, estimate_flow
+from rrtn_plugin.model.flow import (
+    RAFT_MIN_SIDE,
+    build_flow_net,
+    estimate_flow,
+    estimate_pair_flows,
+)
 from rrtn_plugin.model.swin import SwinBackbone
 from rrtn_plugin.model.warp import flow_warp
 
@@ -138,6 +143,14 @@ class RRTN(nn.Module):
             return estimate_flow(self.flow_net, image1, image2,
                                  num_updates=self.config.flow_updates)
 
+    def estimate_pair_flows(self, frames: torch.Tensor,
+                            pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """(T, C, H, W) frames and (a, b) index pairs → (P, 2, H, W): for each pair, the flow
+        on frame a's grid that warps frame b onto it (each frame encoded once)."""
+        with self._flow_lock:
+            return estimate_pair_flows(self.flow_net, frames, pairs,
+                                       num_updates=self.config.flow_updates)
+
     def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's flows for a clip.
 
@@ -153,13 +166,11 @@ class RRTN(nn.Module):
         """
         self.check_input(lq)
         n, t, c, h, w = lq.shape
-        later = torch.cat([lq[:, 1:], lq[:, :1]], dim=1).reshape(-1, c, h, w)
-        earlier_f = torch.cat([lq[:, :-1], lq[:, 2:3]], dim=1).reshape(-1, c, h, w)
-        flows_forward = self.estimate_flow(later, earlier_f).view(n, t, 2, h, w)
-        earlier = torch.cat([lq[:, :-1], lq[:, -1:]], dim=1).reshape(-1, c, h, w)
-        later_b = torch.cat([lq[:, 1:], lq[:, -3:-2]], dim=1).reshape(-1, c, h, w)
-        flows_backward = self.estimate_flow(earlier, later_b).view(n, t, 2, h, w)
-        return flows_forward, flows_backward
+        forward = [(i + 1, i) for i in range(t - 1)] + [(0, 2)]
+        backward = [(i, i + 1) for i in range(t - 1)] + [(t - 1, t - 3)]
+        pairs = [(k * t + a, k * t + b) for k in range(n) for a, b in forward + backward]
+        flows = self.estimate_pair_flows(lq.reshape(-1, c, h, w), pairs).view(n, 2, t, 2, h, w)
+        return flows[:, 0], flows[:, 1]
 
     def noise_mask(self, lq: torch.Tensor, flows_forward: torch.Tensor,
                    flows_backward: torch.Tensor) -> torch.Tensor:
