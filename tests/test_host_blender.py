@@ -22,12 +22,9 @@ from platform import machine
 import numpy as np
 import pytest
 from test_job import exr_sequence
+from test_remote import bundled_reference
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
-from rrtn_plugin.weights import load_bundled
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -101,10 +98,7 @@ def test_operator_result_renders_as_the_restored_frames(
 
     restored = Path(report["restored"])
     reference = tmp_path / "reference"
-    restore_sequence(plates / "plate.####.exr", reference / "plate.####.exr",
-                     first=load_bundled()[0], settings=JobSettings(
-                         frames=[1004, 1005, 1006], handles=2, input_colorspace="lin_rec709",
-                         aovs=(Aov.MASK,), restore=RestoreOptions(device="cpu", max_passes=1)))
+    bundled_reference(plates / "plate.####.exr", reference, [1004, 1005, 1006], handles=2)
     for frame in (1004, 1005, 1006):
         ours_info, ours = read_pixels(restored.with_name(restored.name.replace("1004",
                                                                                 str(frame))))

@@ -14,13 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_job import exr_sequence
+from test_remote import bundled_reference
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
 from rrtn_plugin.remote import RECORD
-from rrtn_plugin.weights import load_bundled
 
 HERE = Path(__file__).resolve().parent
 NUKE_HOST = HERE.parent / "hosts" / "nuke"
@@ -80,10 +77,7 @@ def test_restore_button_renders_restores_and_reads_back(nuke, tmp_path: Path) ->
     assert nuke.ProgressTask.instances[-1].messages
 
     reference = tmp_path / "reference"
-    restore_sequence(plates / "plate.####.exr", reference / "plate.####.exr",
-                     first=load_bundled()[0], settings=JobSettings(
-                         frames=[1004, 1005, 1006], handles=2, input_colorspace="lin_rec709",
-                         aovs=(Aov.MASK,), restore=RestoreOptions(device="cpu", max_passes=1)))
+    bundled_reference(plates / "plate.####.exr", reference, [1004, 1005, 1006], handles=2)
     for f in (1004, 1005, 1006):
         _, ours = group.render(f)
         _, ref = read_pixels(reference / f"plate.{f}.exr")

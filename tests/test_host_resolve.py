@@ -9,12 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_job import exr_sequence
+from test_remote import bundled_reference
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
-from rrtn_plugin.weights import load_bundled
 
 HERE = Path(__file__).resolve().parent
 START = 86400  # 01:00:00:00 at 24 fps
@@ -47,15 +44,6 @@ def run(server: str, tmp_path: Path, *extra: str) -> int:
                               "--cache", str(tmp_path / "cache"), *extra])
 
 
-def reference(tmp_path: Path, shot: str, frames: list[int], handles: int) -> Path:
-    out = tmp_path / f"reference_{shot}"
-    restore_sequence(tmp_path / shot / "plate.####.exr", out / "plate.####.exr",
-                     first=load_bundled()[0], settings=JobSettings(
-                         frames=frames, handles=handles, input_colorspace="lin_rec709",
-                         aovs=(Aov.MASK,), restore=RestoreOptions(device="cpu", max_passes=1)))
-    return out
-
-
 def test_marked_range_with_handles_is_imported_with_its_matte(
         resolve, bundled_server: str, tmp_path: Path) -> None:
     project = resolve.app.GetProjectManager().GetCurrentProject()
@@ -75,7 +63,8 @@ def test_marked_range_with_handles_is_imported_with_its_matte(
     (placed,) = project.timeline.tracks[1]
     assert (placed.GetStart(), placed.GetEnd()) == (START + 2, START + 6)
 
-    expected = reference(tmp_path, "a", [3, 4, 5, 6], handles=2)
+    expected = bundled_reference(tmp_path / "a" / "plate.####.exr", tmp_path / "reference",
+                                 [3, 4, 5, 6], handles=2)
     for timeline_frame in range(START + 2, START + 6):
         source_frame = timeline_frame - START + 1  # shot A starts on source frame 1
         info, ours = read_pixels(Path(clip.printf % timeline_frame))

@@ -32,6 +32,16 @@ from rrtn_plugin.weights import load_bundled
 SIZE = (64, 48)
 
 
+def bundled_reference(source: Path, out: Path, frames: list[int], *, handles: int) -> Path:
+    """What a host's result must equal: the same frames restored in this process by the
+    bundled model (one pass, mask AOV, linear Rec.709), written to ``out/plate.####.exr``."""
+    restore_sequence(source, out / "plate.####.exr", first=load_bundled()[0],
+                     settings=JobSettings(frames=frames, handles=handles,
+                                          input_colorspace="lin_rec709", aovs=(Aov.MASK,),
+                                          restore=RestoreOptions(device="cpu", max_passes=1)))
+    return out
+
+
 @pytest.fixture(scope="module")
 def plates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("plates")
@@ -60,10 +70,7 @@ def test_a_job_gives_the_in_process_frames_and_is_not_redone(
     assert sorted(p.name for p in result.folder.glob("*.exr")) == [
         "ab010_plate.1004.exr", "ab010_plate.1005.exr", "ab010_plate.1006.exr"]
     reference = tmp_path / "reference"
-    restore_sequence(plates / "plate.####.exr", reference / "plate.####.exr",
-                     first=load_bundled()[0], settings=JobSettings(
-                         frames=[1004, 1005, 1006], handles=2, input_colorspace="lin_rec709",
-                         aovs=(Aov.MASK,), restore=RestoreOptions(device="cpu", max_passes=1)))
+    bundled_reference(plates / "plate.####.exr", reference, [1004, 1005, 1006], handles=2)
     for f in (1004, 1005, 1006):
         info, ours = read_pixels(result.path(f))
         ref_info, ref = read_pixels(reference / f"plate.{f}.exr")
