@@ -62,6 +62,9 @@ def handled(method: Callable[..., Any]) -> Callable[..., Any]:
     def fail(context: grpc.ServicerContext, started: float, exc: Exception) -> None:
         if isinstance(exc, RRTNError):
             code = STATUS[exc.kind]
+            remaining = context.time_remaining()
+            if exc.kind is ErrorKind.CANCELLED and remaining is not None and remaining <= 0:
+                code = grpc.StatusCode.DEADLINE_EXCEEDED  # the work stopped at the deadline
             finish(context, started, f"{code.name}: {exc}")
             context.abort(code, str(exc))
         log.exception("%s failed", method.__name__)
