@@ -1,4 +1,4 @@
-"""The classical flow source (DIS) and the grid_sample deformable convolution used in training."""
+"""The classical flow source (DIS) and the grid_sample deformable convolution used on CPU."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from rrtn_plugin.model import RRTNConfig, build_rrtn
+from rrtn_plugin.model import RRTNConfig, build_rrtn, deform
 from rrtn_plugin.model.deform import sampled_deform_conv2d
 from rrtn_plugin.model.flow import DISFlow
 from rrtn_plugin.model.warp import flow_warp
@@ -39,8 +39,11 @@ def test_a_dis_network_takes_small_frames_and_rejects_unknown_sources() -> None:
         build_rrtn(RRTNConfig(flow_source="pwc"))
 
 
+@pytest.mark.parametrize("band_pixels", [1 << 16, 30])
 @torch.enable_grad()
-def test_sampled_deform_conv_equals_torchvision_values_and_gradients() -> None:
+def test_sampled_deform_conv_equals_torchvision_values_and_gradients(
+        band_pixels: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deform, "BAND_PIXELS", band_pixels)  # one band, or one row per band
     torch.manual_seed(0)
     n, c, h, w, groups = 2, 8, 12, 14, 4
     x = torch.randn(n, c, h, w, requires_grad=True)
@@ -58,16 +61,22 @@ def test_sampled_deform_conv_equals_torchvision_values_and_gradients() -> None:
         assert torch.allclose(a, b, atol=1e-3 * float(b.abs().max()), rtol=1e-4)
 
 
-def test_alignment_uses_the_sampled_conv_only_when_training_on_cpu() -> None:
+def test_alignment_runs_the_sampled_conv_on_cpu_with_torchvisions_result() -> None:
     torch.manual_seed(1)
     model = build_rrtn(DIS_CONFIG)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     lq = torch.rand(1, 4, 1, 32, 32) * 2 - 1
+    aligners = list(model.deform_align.values())
     with torch.no_grad():
-        evaluated = model(lq)
-        trained = model.train()(lq)
-    model.eval()
-    assert not torch.equal(evaluated, trained)  # different kernels …
-    assert torch.allclose(evaluated, trained, atol=1e-4)  # … same result
+        automatic = model(lq)
+        for align in aligners:
+            align.kernel = "sampled"
+        sampled = model(lq)
+        for align in aligners:
+            align.kernel = "torchvision"
+        torchvision = model(lq)
+    assert torch.equal(automatic, sampled)  # "auto" is the sampled conv on CPU …
+    assert not torch.equal(sampled, torchvision)  # … a different kernel …
+    assert torch.allclose(sampled, torchvision, atol=1e-4)  # … with the same result

@@ -1,7 +1,8 @@
-"""Flow-guided second-order deformable alignment (BasicVSR++ style), on torchvision's DCNv2.
+"""Flow-guided second-order deformable alignment (BasicVSR++ style).
 
-Training on CPU uses :func:`~rrtn_plugin.model.deform.sampled_deform_conv2d` instead (same
-result within float rounding, a much faster backward pass there).
+The modulated deformable convolution (DCNv2) is
+:func:`~rrtn_plugin.model.deform.sampled_deform_conv2d` on CPU (torchvision's result within float
+rounding, several times faster there) and :func:`torchvision.ops.deform_conv2d` elsewhere.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class SecondOrderDeformableAlignment(nn.Module):
 
     Parameter names follow the official checkpoints: ``weight`` (channels, 2·channels, 3, 3) and
     ``bias`` of the DCN, and ``conv_offset.{0,2,4,6}``.
+
+    ``kernel`` picks the DCN implementation: ``"auto"`` (sampled on CPU, torchvision elsewhere),
+    ``"sampled"`` or ``"torchvision"`` (benchmarks compare them).
     """
 
     def __init__(self, channels: int, *, deform_groups: int,
@@ -35,6 +39,7 @@ class SecondOrderDeformableAlignment(nn.Module):
         super().__init__()
         self.deform_groups = deform_groups
         self.max_residue_magnitude = max_residue_magnitude
+        self.kernel = "auto"
         self.weight = nn.Parameter(torch.empty(channels, 2 * channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(channels))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
@@ -66,14 +71,17 @@ class SecondOrderDeformableAlignment(nn.Module):
             (N, C, H, W) aligned features.
         """
         out = self.conv_offset(torch.cat([condition, flow_n1, flow_n2], dim=1))
-        o1, o2, modulation = torch.chunk(out, 3, dim=1)
-        residue = self.max_residue_magnitude * torch.tanh(torch.cat((o1, o2), dim=1))
-        residue_1, residue_2 = torch.chunk(residue, 2, dim=1)
-        points = residue_1.shape[1] // 2
-        # DCN offsets are (dy, dx) per kernel point; flows are (x, y).
-        offset = torch.cat([residue_1 + flow_n1.flip(1).repeat(1, points, 1, 1),
-                            residue_2 + flow_n2.flip(1).repeat(1, points, 1, 1)], dim=1)
-        mask = torch.sigmoid(modulation)
-        if self.training and feats.device.type == "cpu":
+        n, channels, h, w = out.shape
+        offsets = 2 * channels // 3  # (dy, dx) per kernel point and group, for both frames
+        # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
+        # its flow plus a bounded learned residue, laid out (frame, point·group, yx).
+        flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2)
+        residue = torch.tanh(out[:, :offsets]).view(n, 2, offsets // 4, 2, h, w)
+        offset = (residue * self.max_residue_magnitude).add_(flows).view(n, offsets, h, w)
+        mask = torch.sigmoid(out[:, offsets:])
+        kernel = self.kernel
+        if kernel == "auto":
+            kernel = "sampled" if feats.device.type == "cpu" else "torchvision"
+        if kernel == "sampled":
             return sampled_deform_conv2d(feats, offset, self.weight, self.bias, mask)
         return deform_conv2d(feats, offset, self.weight, self.bias, padding=(1, 1), mask=mask)

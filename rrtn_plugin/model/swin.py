@@ -8,6 +8,8 @@ Module and parameter names follow the official checkpoints (``backbone.<branch>.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,13 +35,6 @@ def partition_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c)
 
 
-def merge_windows(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`partition_windows`: (B · H/S · W/S, S², C) → (B, H, W, C)."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
-
-
 def shifted_window_mask(h: int, w: int, *, window_size: int, shift: int,
                         device: torch.device | None = None) -> torch.Tensor:
     """(nW, S², S²) additive attention mask for windows of a map cyclically shifted by ``shift``.
@@ -60,10 +55,29 @@ def shifted_window_mask(h: int, w: int, *, window_size: int, shift: int,
     return torch.zeros(differ.shape, device=device).masked_fill(differ, -100.0)
 
 
+def window_order(h: int, w: int, *, window_size: int, shift: int,
+                 device: torch.device | None = None) -> torch.Tensor:
+    """(H·W,) int64: the row-major token indices of an H × W map, cyclically shifted by
+    ``shift`` and cut into S × S windows, in window order.
+
+    Gathering tokens by it does the shift and :func:`partition_windows` in one copy; gathering
+    the windows' tokens by its inverse permutation undoes both.
+    """
+    index = torch.arange(h * w, device=device).view(1, h, w, 1)
+    if shift:
+        index = torch.roll(index, shifts=(-shift, -shift), dims=(1, 2))
+    return partition_windows(index, window_size).reshape(-1)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, with a learned relative-position bias.
 
-    Shapes: (B·nW, S², C) → (B·nW, S², C); the optional mask is (nW, S², S²).
+    Shapes: windows (B·nW, S², C) and an additive bias (1 or nW, heads, S², S²) from
+    :meth:`attention_bias` → (B·nW, S², C).
+
+    The attention is :func:`torch.nn.functional.scaled_dot_product_attention` (a fused kernel);
+    ``fused = False`` computes softmax(q·kᵀ·scale + bias)·v step by step as the reference does
+    (benchmarks compare the two).
     """
 
     def __init__(self, dim: int, *, window_size: int, num_heads: int) -> None:
@@ -73,6 +87,7 @@ class WindowAttention(nn.Module):
         self.num_heads = num_heads
         self.window_size = window_size
         self.scale = (dim // num_heads) ** -0.5
+        self.fused = True
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1) ** 2, num_heads)
         )
@@ -81,19 +96,30 @@ class WindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        bw, n, c = x.shape
-        qkv = self.qkv(x).reshape(bw, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·nW, heads, S², C/heads)
-        attn = (q * self.scale) @ k.transpose(-2, -1)
+    def attention_bias(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The relative-position bias plus the optional (nW, S², S²) shift mask:
+        (nW or 1, heads, S², S²)."""
+        n = self.window_size * self.window_size
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        attn = attn + bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
-        if mask is not None:
-            num_windows = mask.shape[0]
-            attn = attn.view(bw // num_windows, num_windows, self.num_heads, n, n)
-            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(bw, self.num_heads, n, n)
-        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(x)
+        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        return bias if mask is None else bias + mask.unsqueeze(1)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        bw, n, c = x.shape
+        windows = bias.shape[0]
+        if bw % windows:
+            raise ValueError(f"{bw} windows do not divide into images of {windows} windows")
+        heads = self.num_heads
+        qkv = self.qkv(x).view(bw, n, 3, heads, c // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·nW, heads, S², C/heads)
+        if bw != windows:  # the fused kernels take 4-D tensors only: one bias per window
+            bias = bias.expand(bw // windows, -1, -1, -1, -1).reshape(bw, heads, n, n)
+        bias = bias.to(q.dtype)
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        else:
+            out = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 class Mlp(nn.Module):
@@ -113,6 +139,9 @@ class SwinBlock(nn.Module):
 
     Shapes: tokens (B, H·W, C) with ``size`` = (H, W) → (B, H·W, C); H and W must be
     multiples of ``window_size``.
+
+    The token order of the windows and the shift mask are computed once per map size; without
+    autograd, so is the attention bias (kept until the bias table changes).
     """
 
     def __init__(self, dim: int, *, num_heads: int, window_size: int, shift: int,
@@ -126,29 +155,51 @@ class SwinBlock(nn.Module):
         self.attn = WindowAttention(dim, window_size=window_size, num_heads=num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_hidden)
-        self._masks: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+        self._layouts: dict[tuple[int, int, torch.device], _WindowLayout] = {}
+        self._biases: dict[tuple, torch.Tensor] = {}
 
-    def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor | None:
-        if self.shift == 0:
-            return None
+    def _layout(self, h: int, w: int, device: torch.device) -> _WindowLayout:
         key = (h, w, device)
-        if key not in self._masks:
-            self._masks[key] = shifted_window_mask(h, w, window_size=self.window_size,
-                                                   shift=self.shift, device=device)
-        return self._masks[key]
+        if key not in self._layouts:
+            order = window_order(h, w, window_size=self.window_size, shift=self.shift,
+                                 device=device)
+            mask = None if self.shift == 0 else shifted_window_mask(
+                h, w, window_size=self.window_size, shift=self.shift, device=device)
+            self._layouts[key] = _WindowLayout(order, torch.argsort(order), mask)
+        return self._layouts[key]
+
+    def _bias(self, layout: _WindowLayout, key: tuple[int, int, torch.device]) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return self.attn.attention_bias(layout.mask)
+        table = self.attn.relative_position_bias_table
+        key = (*key, table.dtype, table._version)
+        if key not in self._biases:
+            if len(self._biases) >= 8:  # tile sizes of a clip, or a stale table version
+                self._biases.clear()
+            self._biases[key] = self.attn.attention_bias(layout.mask)
+        return self._biases[key]
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
-        b, _, c = x.shape
-        y = self.norm1(x).view(b, h, w, c)
-        if self.shift:
-            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(partition_windows(y, self.window_size), self._mask(h, w, x.device))
-        y = merge_windows(y, self.window_size, h, w)
-        if self.shift:
-            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x + y.reshape(b, h * w, c)
+        b, tokens, c = x.shape
+        if tokens != h * w or h % self.window_size or w % self.window_size:
+            raise ValueError(f"{tokens} tokens of size {h}x{w} do not make windows of "
+                             f"{self.window_size}")
+        layout = self._layout(h, w, x.device)
+        windows = self.norm1(x).index_select(1, layout.order)
+        windows = windows.view(-1, self.window_size * self.window_size, c)
+        y = self.attn(windows, self._bias(layout, (h, w, x.device)))
+        x = x + y.view(b, tokens, c).index_select(1, layout.inverse)
         return x + self.mlp(self.norm2(x))
+
+
+class _WindowLayout(NamedTuple):
+    order: torch.Tensor
+    """(H·W,) token indices in window order (:func:`window_order`)."""
+    inverse: torch.Tensor
+    """(H·W,) its inverse permutation."""
+    mask: torch.Tensor | None
+    """(nW, S², S²) shift mask, or None without a shift."""
 
 
 class BlockSequence(nn.Module):
