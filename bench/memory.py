@@ -1,8 +1,9 @@
 """Benchmark: peak memory of the network on one window, against the engine's memory rule.
 
 Each measurement runs in its own process (peak RSS is per process) with random weights (memory
-does not depend on them) and prints the measured peak above the loaded model next to
-``restorer_bytes`` from :mod:`rrtn_plugin.engine.memory`.
+does not depend on them), under inference mode and the engine's allocator settings, and prints
+the measured peak above the loaded model next to ``restorer_bytes`` from
+:mod:`rrtn_plugin.engine.memory`.
 
     python bench/memory.py [--sizes 128x128,256x256,512x512] [--frames 2,6,12]
 """
@@ -20,15 +21,17 @@ def measure(frames: int, height: int, width: int) -> dict:
     """Run in a child process: peak RSS growth of ``RRTN.restore`` on one window."""
     import torch
 
+    from rrtn_plugin.engine.device import tune_host_allocator
     from rrtn_plugin.model import build_rrtn
 
-    torch.set_grad_enabled(False)
+    tune_host_allocator()  # as the engine runs on CPU
     model = build_rrtn()
     lq = torch.rand(1, frames, 1, height, width) * 2 - 1
     mask = torch.rand(1, frames, 1, height, width)
     flows = torch.randn(1, frames - 1, 2, height, width)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model.restore(lq, noise_mask=mask, flows_forward=flows, flows_backward=flows)
+    with torch.inference_mode():
+        model.restore(lq, noise_mask=mask, flows_forward=flows, flows_backward=flows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"frames": frames, "height": height, "width": width, "bytes": (peak - base) * 1024}
 

@@ -6,10 +6,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-# oneDNN picks convolution kernels by CPU: with AVX-512 (measured on an AMD EPYC) RAFT's flows
-# differ from the golden ones by 7e-6 px, which the noise mask's square root near zero turns into
-# 1.5e-4. Capped at AVX2, the results equal the golden tensors exactly (0.0) on both machines
-# measured. Set before torch loads oneDNN; it only changes which kernels the tests use.
+# oneDNN picks convolution kernels by CPU (and with AVX-512 rounds differently from the golden
+# run's kernels). Capped at AVX2 the tests run the same kernels on every machine with AVX2, so
+# their figures do not depend on the CPU. It also leaves oneDNN without bf16 kernels, which
+# test_engine relies on. Set before torch loads oneDNN; it only changes which kernels run.
 os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 
 import pytest

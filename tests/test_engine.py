@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rrtn_plugin.engine import Progress, RestoreOptions, psnr_8bit, restore_clip
+from rrtn_plugin.engine.device import cpu_has_bf16
 from rrtn_plugin.engine.flows import estimate_flows, flow_size
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN, build_rrtn
@@ -176,6 +181,51 @@ def test_bad_clips_and_options_are_named(small_model: RRTN) -> None:
         with pytest.raises(RRTNError, match="no usable CUDA"):
             restore_clip(torch.rand(4, 128, 128), first=small_model,
                          options=RestoreOptions(device="cuda"))
-        with pytest.raises(RRTNError, match="fp16 needs a CUDA"):
-            restore_clip(torch.rand(4, 128, 128), first=small_model,
-                         options=RestoreOptions(precision="fp16", device="cpu"))
+    with pytest.raises(RRTNError, match="fp16 needs a CUDA"):
+        restore_clip(torch.rand(4, 128, 128), first=small_model,
+                     options=RestoreOptions(precision="fp16", device="cpu"))
+
+
+BF16_SCRIPT = """
+import json, torch
+from rrtn_plugin.engine import RestoreOptions, restore_clip
+from rrtn_plugin.engine.device import cpu_has_bf16
+from rrtn_plugin.model import RRTNConfig, build_rrtn
+from rrtn_plugin.samples import panning_clip
+if not cpu_has_bf16():
+    print(json.dumps(None))
+    raise SystemExit
+torch.manual_seed(8)
+model = build_rrtn(RRTNConfig(num_feat=8, embed_dim=32, depths=(1,), num_heads=2, mlp_hidden=32,
+                              extract_blocks=1, reconstruct_blocks=1, flow_source="dis"))
+with torch.no_grad():
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.02)
+clip = panning_clip(6, 128, 128, seed=3)
+out = {precision: restore_clip(clip, first=model, options=RestoreOptions(
+    max_passes=1, device="cpu", precision=precision)).frames for precision in ("fp32", "bf16")}
+diff = (out["bf16"] - out["fp32"]).abs()
+print(json.dumps({"max": diff.max().item(), "mean": diff.mean().item(),
+                  "change": (out["fp32"] - clip).abs().mean().item()}))
+"""
+
+
+def test_bf16_on_cpu_stays_close_to_fp32() -> None:
+    # The tests cap oneDNN at AVX2 (conftest), where bf16 has no kernels: run uncapped.
+    env = {k: v for k, v in os.environ.items() if k != "DNNL_MAX_CPU_ISA"}
+    child = subprocess.run([sys.executable, "-c", BF16_SCRIPT], env=env, check=True,
+                           capture_output=True, text=True, timeout=600)
+    figures = json.loads(child.stdout.splitlines()[-1])
+    if figures is None:
+        pytest.skip("this CPU has no bf16 kernels in oneDNN")
+    assert 0 < figures["max"] < 0.01
+    assert figures["mean"] < 1e-3
+    assert figures["change"] > 10 * figures["mean"]
+
+
+def test_bf16_without_cpu_kernels_is_refused(small_model: RRTN) -> None:
+    if cpu_has_bf16():
+        pytest.skip("oneDNN has bf16 kernels here (the tests normally cap it at AVX2)")
+    with pytest.raises(RRTNError, match="bf16 on the CPU needs AVX-512"):
+        restore_clip(torch.rand(4, 128, 128), first=small_model,
+                     options=RestoreOptions(precision="bf16", device="cpu"))

@@ -1,4 +1,4 @@
-"""The classical flow source (DIS) and the grid_sample deformable convolution used on CPU."""
+"""Flow (RAFT per clip, classical DIS) and the grid_sample deformable convolution used on CPU."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model import RRTNConfig, build_rrtn, deform
 from rrtn_plugin.model.deform import sampled_deform_conv2d
-from rrtn_plugin.model.flow import DISFlow
+from rrtn_plugin.model.flow import (
+    DISFlow,
+    FixedContextGRU,
+    build_raft,
+    estimate_pair_flows,
+    raft_input,
+)
 from rrtn_plugin.model.warp import flow_warp
 from rrtn_plugin.samples import panning_clip
 
@@ -80,3 +86,30 @@ def test_alignment_runs_the_sampled_conv_on_cpu_with_torchvisions_result() -> No
     assert torch.equal(automatic, sampled)  # "auto" is the sampled conv on CPU …
     assert not torch.equal(sampled, torchvision)  # … a different kernel …
     assert torch.allclose(sampled, torchvision, atol=1e-4)  # … with the same result
+
+
+@torch.no_grad()
+def test_raft_per_clip_equals_torchvision_raft_per_pair() -> None:
+    torch.manual_seed(2)
+    flow_net = build_raft().eval()
+    flow_net.update_block.flow_head.conv2.weight.mul_(0.2)  # flows of a few px, not 50
+    frames = panning_clip(3, 128, 128, seed=6)[:, None] * 2 - 1
+    pairs = [(1, 0), (0, 1), (2, 0), (1, 2)]
+    ours = estimate_pair_flows(flow_net, frames, pairs, num_updates=4)
+    first, second = ([frames[i] for i in side] for side in zip(*pairs, strict=True))
+    theirs = flow_net(raft_input(torch.stack(first)), raft_input(torch.stack(second)),
+                      num_flow_updates=4)[-1]
+    assert theirs.abs().max().item() > 1.0
+    assert (ours - theirs).abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_fixed_context_gru_equals_torchvisions_gru() -> None:
+    torch.manual_seed(3)
+    gru = build_raft().update_block.recurrent_block.convgru1
+    hidden, context, motion = torch.randn(2, 128, 6, 7), torch.randn(2, 128, 6, 7), torch.randn(
+        2, 128, 6, 7)
+    expected = gru(hidden, torch.cat([context, motion], dim=1))
+    got = FixedContextGRU(gru, context)(hidden, motion)
+    assert (got - expected).abs().max().item() < 1e-5
+    assert (expected - hidden).abs().mean().item() > 0.1

@@ -14,7 +14,12 @@ from rrtn_plugin.engine.geometry import (
     reflect_indices,
     tile_weights,
 )
-from rrtn_plugin.engine.memory import choose_tile, restorer_bytes
+from rrtn_plugin.engine.memory import (
+    WINDOW_BYTES_PER_PIXEL,
+    plan_memory,
+    restorer_bytes,
+    window_fits,
+)
 from rrtn_plugin.engine.windows import plan_windows, window_weights
 from rrtn_plugin.errors import ErrorKind, RRTNError
 
@@ -102,14 +107,24 @@ def test_clips_sharing_frames_share_their_inner_windows() -> None:
                            (1065, 1095)]
 
 
-def test_memory_rule_tiles_only_when_needed() -> None:
-    assert choose_tile(30, 368, 480, budget=8 << 30) is None
-    need = restorer_bytes(30, 1088, 1920)
-    tile = choose_tile(30, 1088, 1920, budget=need // 3)
+def test_memory_rule_tiles_only_when_needed_and_shortens_windows_last() -> None:
+    assert plan_memory(30, 368, 480, budget=8 << 30) == (30, None)
+    need = restorer_bytes(30, 1088, 1920) + 30 * 1088 * 1920 * WINDOW_BYTES_PER_PIXEL
+    window, tile = plan_memory(30, 1088, 1920, budget=need // 3)
+    assert window == 30
     assert tile is not None
     assert tile % 16 == 0
     assert 128 <= tile < 1920
-    assert restorer_bytes(30, min(tile, 1088), tile) <= need // 3
-    with pytest.raises(RRTNError, match="shorter window") as info:
-        choose_tile(30, 1088, 1920, budget=100 << 20)
+    assert window_fits(30, 1088, 1920, tile=tile, budget=need // 3)
+    assert not window_fits(30, 1088, 1920, tile=tile + 16, budget=need // 3)
+    # The frames of a 30-frame 1080p window alone take 2 GB: a 2.25 GiB budget shortens the window
+    # to the longest that fits in some tile, with the largest such tile.
+    budget = 9 << 28
+    window, tile = plan_memory(30, 1088, 1920, budget=budget)
+    assert 6 <= window < 30
+    assert tile is not None
+    assert window_fits(window, 1088, 1920, tile=128, budget=budget)
+    assert not window_fits(window + 1, 1088, 1920, tile=128, budget=budget)
+    with pytest.raises(RRTNError, match="larger memory budget") as info:
+        plan_memory(30, 1088, 1920, budget=100 << 20)
     assert info.value.kind is ErrorKind.OUT_OF_MEMORY

@@ -48,8 +48,20 @@ def test_flows_match_reference(first_pass: dict, golden: dict) -> None:
     assert max_err(first_pass["flows_backward"], golden["inter"]["flows_backward"]) <= FLOW_TOL
 
 
+def assert_mask_matches(ours: torch.Tensor, expected: torch.Tensor) -> None:
+    """The noise mask is √(|r₁|·|r₂|) of two motion-compensated residuals. Where the product is
+    ~0 the root magnifies float noise without bound: flows 7e-6 px apart (float rounding, which
+    the authors' own code shows on an AVX-512 CPU) move 3 of its 122 880 pixels, all with a
+    golden value below 2e-4, by up to 1.6e-4. So: the mask to TOL wherever it is above 1e-3,
+    and the residual products to TOL everywhere."""
+    visible = expected > 1e-3
+    assert visible.float().mean().item() > 0.9
+    assert max_err(ours[visible], expected[visible]) <= TOL
+    assert max_err(ours.square(), expected.square()) <= TOL
+
+
 def test_noise_mask_matches_reference(first_pass: dict, golden: dict) -> None:
-    assert max_err(first_pass["mask"], golden["inter"]["noise_mask"]) <= TOL
+    assert_mask_matches(first_pass["mask"], golden["inter"]["noise_mask"])
 
 
 def test_spatial_features_match_reference(golden_model: RRTN, first_pass: dict,
@@ -71,7 +83,7 @@ def test_second_pass_matches_reference(golden_model: RRTN, golden: dict) -> None
     assert max_err(flows_forward, rec2["flows_forward"]) <= FLOW_TOL
     assert max_err(flows_backward, rec2["flows_backward"]) <= FLOW_TOL
     mask = golden_model.noise_mask(lq, flows_forward, flows_backward)
-    assert max_err(mask, rec2["noise_mask"]) <= TOL
+    assert_mask_matches(mask, rec2["noise_mask"])
     output = golden_model.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
                                   flows_backward=flows_backward[:, :-1])
     assert max_err(output, golden["output_rec2"]) <= TOL
@@ -83,4 +95,4 @@ def test_engine_reproduces_reference_on_one_window(golden_model: RRTN, golden: d
     assert result.windows == [(0, 6)]
     assert result.flow_pairs == [12]
     assert max_err(result.frames * 2 - 1, golden["output"][0, :, 0]) <= TOL
-    assert max_err(result.noise_mask * 2, golden["inter"]["noise_mask"][0, :, 0]) <= TOL
+    assert_mask_matches(result.noise_mask * 2, golden["inter"]["noise_mask"][0, :, 0])

@@ -298,7 +298,7 @@ def test_over_budget_is_resource_exhausted(server) -> None:
 
 def test_idle_sessions_are_closed(small_model: RRTN) -> None:
     service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 28, idle_timeout=0.2))
+                             limits=ServiceLimits(memory_budget=1 << 30, idle_timeout=0.2))
     running = start_server(service, address="127.0.0.1:0")
     try:
         with Client(f"127.0.0.1:{running.port}") as client:
@@ -315,7 +315,7 @@ def test_idle_sessions_are_closed(small_model: RRTN) -> None:
 
 def test_token_unix_socket_health_and_reflection(small_model: RRTN, tmp_path: Path) -> None:
     service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 28))
+                             limits=ServiceLimits(memory_budget=1 << 30))
     address = f"unix://{tmp_path}/rrtn.sock"
     running = start_server(service, address=address, security=ServerSecurity(token="s3cret"))
     try:
@@ -342,7 +342,7 @@ def test_token_unix_socket_health_and_reflection(small_model: RRTN, tmp_path: Pa
 
 def test_listening_beyond_loopback_needs_a_token(small_model: RRTN) -> None:
     service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 28))
+                             limits=ServiceLimits(memory_budget=1 << 30))
     assert all(map(is_loopback, ["127.0.0.1:1", "[::1]:1", "localhost:1", "unix:///x"]))
     assert not is_loopback("0.0.0.0:50051")
     with pytest.raises(RRTNError, match="without a token"):
@@ -360,7 +360,7 @@ def test_tls(small_model: RRTN, tmp_path: Path) -> None:
     if made.returncode != 0:
         pytest.skip(f"openssl could not make a test certificate: {made.stderr[-200:]!r}")
     service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 28))
+                             limits=ServiceLimits(memory_budget=1 << 30))
     running = start_server(service, address="127.0.0.1:0",
                            security=ServerSecurity(tls_cert=cert, tls_key=key))
     try:
@@ -415,7 +415,7 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 
 def test_a_models_own_pass_count_applies_when_the_client_asks_for_none(small_model: RRTN) -> None:
     service = RestoreService([ServedModel("small", small_model, max_passes=1)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 28))
+                             limits=ServiceLimits(memory_budget=1 << 30))
     running = start_server(service, address="127.0.0.1:0")
     try:
         with Client(f"127.0.0.1:{running.port}") as client:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache, restore_clip
+from rrtn_plugin.engine.memory import window_fits
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.samples import panning_clip
@@ -124,3 +125,28 @@ def test_bad_frames_are_named(small_model: RRTN) -> None:
         session.put_frame(1002, torch.zeros(64, 128))
     with pytest.raises(RRTNError, match="NaN"):
         session.put_frame(1002, torch.full((128, 128), float("nan")))
+
+
+def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
+        small_model: RRTN, caplog: pytest.LogCaptureFixture) -> None:
+    # 128x128 frames are one 128px tile already, so a budget too small for 30 frames of them
+    # shortens the window (keeping its overlap in proportion) and says so.
+    budget = 500 << 20
+    assert not window_fits(30, 128, 128, tile=128, budget=budget)
+    cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    options = RestoreOptions(window=30, overlap=15, max_passes=1, device="cpu",
+                             memory_budget=budget)
+    session = ClipSession(first_frame=0, num_frames=60, height=128, width=128,
+                          first=small_model, options=options, cache=cache)
+    length = session.window_length
+    assert 6 <= length < 30
+    assert window_fits(length, 128, 128, tile=None, budget=budget)
+    assert not window_fits(length + 1, 128, 128, tile=None, budget=budget)
+    assert session.window_overlap == 15 * length // 30
+    assert session.windows[0] == (0, length)
+    assert f"using {length}-frame windows" in caplog.text
+    roomy = ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
+                        options=RestoreOptions(window=30, max_passes=1, device="cpu",
+                                               memory_budget=8 << 30), cache=cache)
+    assert roomy.window_length == 30
+    assert len(roomy.tiles) == 1

@@ -1,9 +1,13 @@
-"""Choosing the compute device and numeric precision."""
+"""Choosing the compute device and numeric precision, and readying the host for the network."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -35,16 +39,33 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """fp32 anywhere; bf16 and fp16 only on CUDA, where they are fast."""
+    """fp32 anywhere; bf16 on CUDA and on CPUs whose oneDNN has bf16 kernels (AVX-512; fast with
+    AVX512-BF16 or AMX: 1.3× fp32 on the test machine); fp16 only on CUDA. Elsewhere PyTorch
+    falls back to reference kernels, tens of times slower than fp32. Error against fp32 per
+    pass: ``bench/precision.py``."""
     if precision not in PRECISIONS:
         raise RRTNError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
-    if precision != "fp32" and device.type != "cuda":
-        raise RRTNError(f"precision {precision} needs a CUDA device; on {device} use fp32")
+    if precision == "fp32" or device.type == "cuda":
+        return
+    if precision == "fp16":
+        raise RRTNError(f"precision fp16 needs a CUDA device (CPUs emulate it, very slowly); "
+                        f"on {device} use fp32, or bf16 on CPUs with AVX-512")
+    if not cpu_has_bf16():
+        raise RRTNError("precision bf16 on the CPU needs AVX-512 (oneDNN's bf16 kernels); "
+                        "this CPU would run it tens of times slower than fp32: use fp32")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions and matrix products on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @contextlib.contextmanager
 def autocast(precision: str, device: torch.device) -> Iterator[None]:
-    """Run the network in ``precision`` (autocast) on CUDA; a no-op for fp32."""
+    """Run the network in ``precision`` (autocast on ``device``); a no-op for fp32."""
     if precision == "fp32":
         yield
         return
@@ -65,3 +86,32 @@ def available_memory(device: torch.device) -> int:
     except OSError:
         pass
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+MMAP_THRESHOLD = 32 << 20
+"""glibc's largest allowed mmap threshold: blocks up to this size are served from the heap."""
+TRIM_THRESHOLD = 1 << 30
+"""Freed heap memory kept for reuse before glibc returns it to the system."""
+
+
+@functools.cache
+def tune_host_allocator() -> bool:
+    """Make glibc's malloc keep and reuse the network's large temporary tensors.
+
+    By default glibc maps each large block afresh and returns it on free, so every feature map
+    of a forward costs page faults on first touch; on CPU that was a third of the network's
+    time at 128×160 (``bench/speed.py``). With blocks up to 32 MiB served from a heap that is
+    not trimmed below 1 GiB, the pages are faulted once and reused. The process then keeps up
+    to 1 GiB of freed memory. Applies to the whole process, once; returns whether it could
+    (glibc on Linux only).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+                and mallopt(m_trim_threshold, TRIM_THRESHOLD))

@@ -26,7 +26,8 @@ class RestoreOptions:
         tile_overlap: pixels shared by neighbouring tiles (32).
         memory_budget: bytes the engine may use on the device; None: 80 % of what is free.
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
-        precision: "fp32", or "bf16"/"fp16" autocast on CUDA.
+        precision: "fp32"; "bf16" autocast (CUDA, or CPUs with AVX512-BF16/AMX); "fp16"
+            autocast on CUDA.
         quantize_between_passes: round each pass's output to 8 bits before the next pass, as
             the reference does through its PNG files (off: only clamped to [0, 1]).
         keep_motion: also return per-frame motion vectors of the first pass.

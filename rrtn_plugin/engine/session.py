@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -32,7 +33,13 @@ from dataclasses import dataclass, field
 import torch
 
 from rrtn_plugin.engine.cache import WorkCache
-from rrtn_plugin.engine.device import autocast, available_memory, check_precision, resolve_device
+from rrtn_plugin.engine.device import (
+    autocast,
+    available_memory,
+    check_precision,
+    resolve_device,
+    tune_host_allocator,
+)
 from rrtn_plugin.engine.flows import estimate_flows, flow_size, raft_pair_bytes
 from rrtn_plugin.engine.geometry import (
     pad_reflect,
@@ -41,16 +48,18 @@ from rrtn_plugin.engine.geometry import (
     reflect_indices,
     tile_weights,
 )
-from rrtn_plugin.engine.memory import choose_tile
+from rrtn_plugin.engine.memory import plan_memory
 from rrtn_plugin.engine.metrics import psnr_8bit, quantize_8bit
 from rrtn_plugin.engine.options import Progress, RestoreOptions
 from rrtn_plugin.engine.windows import plan_windows, window_weights
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN, residual_indicator
 from rrtn_plugin.model.flow import RAFT_MIN_SIDE
+from rrtn_plugin.model.rrtn import frame_batches
 from rrtn_plugin.model.warp import flow_warp
 
 Window = tuple[int, int]
+log = logging.getLogger(__name__)
 
 
 def digest(*parts: Hashable) -> str:
@@ -134,6 +143,8 @@ class ClipSession:
                             f"{num_frames} frames of {width}x{height}")
         self.options = options
         self.device = resolve_device(options.device)
+        if self.device.type == "cpu":
+            tune_host_allocator()
         check_precision(options.precision, self.device)
         self.models = (first.to(self.device).eval(), (second or first).to(self.device).eval())
         self.cache, self.owner = cache, owner
@@ -145,14 +156,19 @@ class ClipSession:
         self.wp = padded_size(width, multiple=m, minimum=RAFT_MIN_SIDE)
         self.extended = max(num_frames, 3)
         self.source = reflect_indices(num_frames, self.extended).tolist()
-        self.windows = [(s - first_frame, e - first_frame) for s, e in plan_windows(
-            first_frame, first_frame + self.extended, length=options.window,
-            overlap=options.window_overlap)]
         budget = options.memory_budget or int(0.8 * available_memory(self.device))
-        longest = max(e - s for s, e in self.windows)
-        tile = options.tile or None
+        longest = min(options.window, self.extended)
+        length, overlap, tile = options.window, options.window_overlap, options.tile or None
         if options.tile is None:
-            tile = choose_tile(longest, self.hp, self.wp, budget=budget, multiple=m)
+            fitted, tile = plan_memory(longest, self.hp, self.wp, budget=budget, multiple=m)
+            if fitted < longest:
+                length, overlap = fitted, options.window_overlap * fitted // options.window
+                log.warning("%d-frame windows of %dx%d do not fit the %.1f GiB memory budget: "
+                            "using %d-frame windows", longest, width, height, budget / 2**30,
+                            fitted)
+        self.window_length, self.window_overlap = length, overlap
+        self.windows = [(s - first_frame, e - first_frame) for s, e in plan_windows(
+            first_frame, first_frame + self.extended, length=length, overlap=overlap)]
         self.tiles = plan_tiles(self.hp, self.wp, tile=tile, overlap=options.tile_overlap)
         self.flow_hw = flow_size(self.hp, self.wp, options.flow_max_pixels)
         self.flow_batch = max(1, (budget // 4) // raft_pair_bytes(*self.flow_hw))
@@ -377,8 +393,7 @@ class ClipSession:
         empty = torch.zeros(0, 2, self.hp, self.wp, device=self.device)
         forward_t = (torch.stack(forward) if forward else empty).unsqueeze(0)
         backward_t = (torch.stack(backward) if backward else empty).unsqueeze(0)
-        spatial = [self._spatial(p, model, v, lq[i:i + 1], masks[i:i + 1], run)
-                   for i, v in enumerate(frames)]
+        spatial = self._spatial(p, model, frames, lq, masks, run)
         return self._restore_tiled(model, lq.unsqueeze(0), masks.unsqueeze(0), forward_t,
                                    backward_t, spatial)
 
@@ -470,13 +485,19 @@ class ClipSession:
         local[key] = found
         return found
 
-    def _spatial(self, p: int, model: RRTN, v: int, lq: torch.Tensor, mask: torch.Tensor,
-                 run: _Run) -> torch.Tensor:
-        key = digest("spatial", id(model), self._mask_key(p, v, run), self.options.precision)
-        found = self.cache.get(key, owner=self.owner)
-        if found is None:
-            found = model.spatial_features(lq, mask)
-            self.cache.put(key, found, owner=self.owner)
+    def _spatial(self, p: int, model: RRTN, frames: range, lq: torch.Tensor,
+                 masks: torch.Tensor, run: _Run) -> list[torch.Tensor]:
+        """The window's (1, F, Hp, Wp) spatial features, the missing ones computed in batches."""
+        keys = [digest("spatial", id(model), self._mask_key(p, v, run), self.options.precision)
+                for v in frames]
+        found = [self.cache.get(key, owner=self.owner) for key in keys]
+        missing = [i for i, feats in enumerate(found) if feats is None]
+        for batch in frame_batches(len(missing), self.hp * self.wp):
+            chosen = [missing[j] for j in batch]
+            for i, feats in zip(chosen, model.spatial_features(lq[chosen], masks[chosen]),
+                                strict=True):
+                found[i] = feats[None]
+                self.cache.put(keys[i], found[i], owner=self.owner)
         return found
 
     def _motion(self, run: _Run, v: int, step: int) -> torch.Tensor:
@@ -499,7 +520,7 @@ class ClipSession:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         return RRTNError(
-            f"out of memory on {self.device} (window {self.options.window} frames, "
+            f"out of memory on {self.device} (window {self.window_length} frames, "
             f"{len(self.tiles)} tile(s)): use a shorter window, a smaller tile (e.g. tile=256), "
             "a lower flow_max_pixels, or a smaller memory_budget so the engine tiles earlier "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",

@@ -75,9 +75,11 @@ class SecondOrderDeformableAlignment(nn.Module):
         offsets = 2 * channels // 3  # (dy, dx) per kernel point and group, for both frames
         # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
         # its flow plus a bounded learned residue, laid out (frame, point·group, yx).
+        # The residue is m·tanh(o) = 2m·σ(2o) − m: CPU sigmoid kernels are several times faster.
+        m = self.max_residue_magnitude
         flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2)
-        residue = torch.tanh(out[:, :offsets]).view(n, 2, offsets // 4, 2, h, w)
-        offset = (residue * self.max_residue_magnitude).add_(flows).view(n, offsets, h, w)
+        sigmoid = torch.sigmoid(out[:, :offsets] * 2).view(n, 2, offsets // 4, 2, h, w)
+        offset = (sigmoid * (2 * m)).add_(flows - m).view(n, offsets, h, w)
         mask = torch.sigmoid(out[:, offsets:])
         kernel = self.kernel
         if kernel == "auto":

@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-BAND_PIXELS = 1 << 16
-"""Output pixels per band: the sampled columns of a band take C·k²·4 bytes per pixel (18 MiB for
-RRTN's 32 channels), whatever the frame size."""
+BAND_PIXELS = 1 << 14
+"""Output pixels per band: the sampling grid and the sampled columns of a band take C·k²·4 bytes
+per pixel each (18 MiB for RRTN's 32 channels) whatever the frame size, small enough for glibc to
+reuse (:func:`rrtn_plugin.engine.device.tune_host_allocator`)."""
 
 
 def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,

@@ -132,6 +132,17 @@ class RRTN(nn.Module):
         if t < min_frames:
             raise ValueError(f"need at least {min_frames} frames, got {t}")
 
+    def compile_steps(self) -> None:
+        """``torch.compile`` the parts that run per frame (feature extraction, alignment, Swin
+        backbones, reconstruction), each for static shapes.
+
+        The first run at each frame (or tile) size compiles, which takes tens of seconds; later
+        runs are faster (figures in ``bench/speed.py --compile``). RAFT stays eager.
+        """
+        for part in (self.feat_extract, *self.deform_align.values(), *self.backbone.values(),
+                     self.reconstruction):
+            part.compile(dynamic=False)
+
     # -- flow and mask -----------------------------------------------------------------------
 
     def estimate_flow(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
@@ -227,8 +238,10 @@ class RRTN(nn.Module):
             if flows.shape != (n, t - 1, 2, h, w):
                 raise ValueError(f"{name} must be {(n, t - 1, 2, h, w)}, got {tuple(flows.shape)}")
         step = on_step or _no_op
+        batches = frame_batches(t, n * h * w)
         if spatial is None:
-            spatial = [self.spatial_features(lq[:, i], noise_mask[:, i]) for i in range(t)]
+            spatial = [feats for frames in batches for feats in _unbatch(
+                self.spatial_features(_batch(lq, frames), _batch(noise_mask, frames)), n)]
         elif len(spatial) != t:
             raise ValueError(f"spatial must hold {t} feature maps, got {len(spatial)}")
         branches: dict[str, list[torch.Tensor]] = {}
@@ -236,10 +249,12 @@ class RRTN(nn.Module):
             flows = flows_backward if name.startswith("backward") else flows_forward
             branches[name] = self._propagate(name, spatial, branches, flows, step)
         outputs = []
-        for i in range(t):
-            outputs.append(self._reconstruct(lq[:, i], spatial[i],
-                                             [branches[b][i] for b in BRANCHES]))
-            step()
+        for frames in batches:
+            features = [torch.cat([spatial[i] for i in frames])]
+            features += [torch.cat([branches[b][i] for i in frames]) for b in BRANCHES]
+            outputs += _unbatch(self._reconstruct(_batch(lq, frames), features), n)
+            for _ in frames:
+                step()
         return torch.stack(outputs, dim=1)
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
@@ -288,10 +303,10 @@ class RRTN(nn.Module):
             step()
         return visited[::-1] if backward else visited
 
-    def _reconstruct(self, lq: torch.Tensor, spatial: torch.Tensor,
-                     branch_feats: list[torch.Tensor]) -> torch.Tensor:
-        """(N, C, H, W) frame and its 5 feature maps → (N, C, H, W) restored frame."""
-        x = self.reconstruction(torch.cat([spatial, *branch_feats], dim=1))
+    def _reconstruct(self, lq: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """(B, C, H, W) frames and their 5 (B, F, H, W) feature maps (spatial, then each
+        branch's) → (B, C, H, W) restored frames."""
+        x = self.reconstruction(torch.cat(features, dim=1))
         x = self.lrelu(self.upsample1(x))
         x = self.lrelu(self.upsample2(x))
         x = self.lrelu(self.conv_hr(x))
@@ -300,6 +315,31 @@ class RRTN(nn.Module):
 
 def _no_op() -> None:
     pass
+
+
+FRAME_BATCH_PIXELS = 1 << 21
+"""Pixels the per-frame stages (spatial features, reconstruction) take in one batch."""
+FRAME_BATCH = 8
+"""Frames in one batch at most: their transient maps (≈ 600 B/px each) then stay below one
+propagation step's working set (:mod:`rrtn_plugin.engine.memory`), which the memory plan
+covers, whatever the tile size."""
+
+
+def frame_batches(frames: int, pixels_per_frame: int) -> list[range]:
+    """Consecutive ranges of ``frames`` frames, each of at most :data:`FRAME_BATCH` frames and
+    :data:`FRAME_BATCH_PIXELS` pixels (one frame at least)."""
+    size = max(1, min(FRAME_BATCH, FRAME_BATCH_PIXELS // max(pixels_per_frame, 1)))
+    return [range(i, min(i + size, frames)) for i in range(0, frames, size)]
+
+
+def _batch(x: torch.Tensor, frames: range) -> torch.Tensor:
+    """(N, T, C, H, W) → (len(frames)·N, C, H, W), frame-major."""
+    return x[:, frames.start:frames.stop].transpose(0, 1).flatten(0, 1)
+
+
+def _unbatch(x: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """(k·N, C, H, W), frame-major → k tensors of (N, C, H, W)."""
+    return list(x.split(n))
 
 
 def build_rrtn(config: RRTNConfig | None = None) -> RRTN:

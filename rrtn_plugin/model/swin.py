@@ -264,6 +264,10 @@ class SwinBackbone(nn.Module):
     Shapes: (N, in_channels, H, W) → (N, embed_dim // 4, H, W); H and W must be multiples of
     ``2 · window_size``.
 
+    Its convolutions run channels-last (weights and maps) unless :meth:`use_channels_last` turns
+    that off: the maps are then already in token layout, so moving between maps and tokens costs
+    no copy.
+
     Args:
         in_channels: channels of the branch input, (2 + branch index) · num_feat in RRTN.
         embed_dim: channels at half resolution (64).
@@ -292,12 +296,18 @@ class SwinBackbone(nn.Module):
                                                   nn.LeakyReLU())
         self.conv_up1 = nn.Conv2d(embed_dim, half, 3, 1, 1)
         self.conv_last = nn.Conv2d(half, embed_dim // 4, 3, 1, 1)
+        self.use_channels_last(True)
+
+    def use_channels_last(self, enabled: bool) -> None:
+        """Lay out the weights, and the maps in :meth:`forward`, channels-last or not."""
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"backbone input {h}x{w} is not a multiple of {self.multiple}")
-        x1 = F.leaky_relu(self.conv_first(x), 0.2)
+        x1 = F.leaky_relu(self.conv_first(x.contiguous(memory_format=self.memory_format)), 0.2)
         x = self.conv_second(x1)
         size = (x.shape[2], x.shape[3])
         tokens = self.patch_embed(x)
@@ -306,4 +316,4 @@ class SwinBackbone(nn.Module):
         x = self.conv_after_body(tokens_to_map(self.norm(tokens), size)) + x
         x = self.conv_before_upsample(x)
         x = F.leaky_relu(self.conv_up1(F.interpolate(x, scale_factor=2, mode="nearest")) + x1, 0.2)
-        return self.conv_last(x)
+        return self.conv_last(x).contiguous()

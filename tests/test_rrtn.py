@@ -1,0 +1,32 @@
+"""The network's own scheduling: per-frame stages batched, with the same frames as one by one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rrtn_plugin.model import RRTNConfig, build_rrtn, rrtn
+from rrtn_plugin.model.rrtn import frame_batches
+
+CONFIG = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
+                    deform_groups=2, extract_blocks=1, reconstruct_blocks=1, flow_source="dis")
+
+
+def test_frame_batches_cover_every_frame_once_within_the_limits() -> None:
+    assert frame_batches(20, 128 * 160) == [range(0, 8), range(8, 16), range(16, 20)]
+    assert frame_batches(3, 1920 * 1088) == [range(0, 1), range(1, 2), range(2, 3)]
+    assert frame_batches(5, 1024 * 1024) == [range(0, 2), range(2, 4), range(4, 5)]
+
+
+@torch.no_grad()
+def test_batched_frames_equal_frames_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(5)
+    model = build_rrtn(CONFIG)
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+    lq = torch.rand(2, 5, 1, 32, 32) * 2 - 1
+    batched = model(lq)
+    monkeypatch.setattr(rrtn, "FRAME_BATCH", 1)
+    single = model(lq)
+    assert (batched - single).abs().max().item() < 1e-5
+    assert (batched - lq).abs().mean().item() > 1e-3  # the network did change the frames
