@@ -12,7 +12,7 @@ recursion does. For each precision, the table gives per pass:
 Runs on CUDA when present, else on the CPU (CPU autocast: the same number formats, other kernels).
 Without ../shared it uses random weights and a synthetic clip.
 
-    python bench/precision.py [--passes 4] [--device cpu|cuda]
+    python bench/precision.py [--passes 4] [--device cpu|cuda] [--precisions bf16,fp16]
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precisions", default="bf16,fp16",
+                        help="which to compare with fp32 (fp16 on CPU is emulated: minutes)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -82,9 +84,9 @@ def main() -> None:
         x = out
     print(f"fp32: {', '.join(f'{r[3]:.2f}' for r in reference)} s per pass")
 
-    for precision in PRECISIONS:
-        if precision == "fp32":
-            continue
+    for precision in args.precisions.split(","):
+        if precision not in PRECISIONS or precision == "fp32":
+            raise SystemExit(f"unknown precision {precision!r}: give bf16 and/or fp16")
         print(f"{precision}:")
         print(f"  {'pass':>4} {'max |Δ|':>9} {'mean |Δ|':>9} {'PSNR dB':>8} "
               f"{'chain max':>10} {'chain PSNR':>10} {'flow px':>8} {'s':>6}")

@@ -40,7 +40,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 def check_precision(precision: str, device: torch.device) -> None:
     """fp32 anywhere; bf16 on CUDA and on CPUs whose oneDNN has bf16 kernels (AVX-512; fast with
-    AVX512-BF16 or AMX: 1.3× fp32 on the test machine); fp16 only on CUDA. Elsewhere PyTorch
+    AVX512-BF16 or AMX: 1.3–1.4× fp32 on the test machine); fp16 only on CUDA. Elsewhere PyTorch
     falls back to reference kernels, tens of times slower than fp32. Error against fp32 per
     pass: ``bench/precision.py``."""
     if precision not in PRECISIONS:

@@ -79,7 +79,9 @@ class SecondOrderDeformableAlignment(nn.Module):
         m = self.max_residue_magnitude
         flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2)
         sigmoid = torch.sigmoid(out[:, :offsets] * 2).view(n, 2, offsets // 4, 2, h, w)
-        offset = (sigmoid * (2 * m)).add_(flows - m).view(n, offsets, h, w)
+        # Out of place: under autocast the sum is promoted to the flows' fp32 (offsets of
+        # hundreds of pixels would lose a quarter pixel in fp16 or bf16).
+        offset = (sigmoid * (2 * m) + (flows - m)).view(n, offsets, h, w)
         mask = torch.sigmoid(out[:, offsets:])
         kernel = self.kernel
         if kernel == "auto":
