@@ -140,7 +140,7 @@ def test_motion_is_the_flow_to_each_neighbour(small_model: RRTN) -> None:
     assert result.motion_forward is not None
     assert result.motion_backward is not None
     lq = clip[:, None] * 2 - 1
-    expected = small_model.estimate_flow(lq[1:2], lq[2:3])[0]
+    expected = small_model.estimate_pair_flows(lq[1:3], [(0, 1)])[0]
     assert torch.allclose(result.motion_forward[1], expected, atol=1e-5)
     assert torch.count_nonzero(result.motion_forward[3]) == 0
     assert torch.count_nonzero(result.motion_backward[0]) == 0
@@ -154,7 +154,7 @@ def test_flow_is_estimated_at_capped_resolution_and_scaled_back(small_model: RRT
     assert size == (128, 192)
     flow = estimate_flows(small_model, frames, [(0, 1)], size=size)
     small = F.interpolate(frames, size=(128, 192), mode="bilinear", antialias=True)
-    low = small_model.estimate_flow(small[0:1], small[1:2])
+    low = small_model.estimate_pair_flows(small[0:2], [(0, 1)])
     expected = F.interpolate(low, size=(256, 384), mode="bilinear") * 2
     assert torch.allclose(flow, expected, atol=1e-5)
 

@@ -79,27 +79,6 @@ def raft_input(lq: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def estimate_flow(flow_net: nn.Module, image1: torch.Tensor, image2: torch.Tensor, *,
-                  num_updates: int = 24) -> torch.Tensor:
-    """Flow on ``image1``'s grid such that warping ``image2`` by it reproduces ``image1``.
-
-    Args:
-        flow_net: torchvision RAFT in eval mode, or :class:`DISFlow`.
-        image1, image2: (B, C, H, W) frames in RRTN's [-1, 1] encoding, C = 1 or 3;
-            for RAFT, H and W multiples of 8 and at least 128.
-        num_updates: RAFT's recurrent refinement steps (the reference uses 24).
-
-    Returns:
-        (B, 2, H, W) flow in pixels, channel 0 horizontal.
-    """
-    if image1.shape != image2.shape:
-        raise ValueError(f"image shapes differ: {tuple(image1.shape)} vs {tuple(image2.shape)}")
-    batch = image1.shape[0]
-    return estimate_pair_flows(flow_net, torch.cat([image1, image2]),
-                               [(i, batch + i) for i in range(batch)], num_updates=num_updates)
-
-
-@torch.no_grad()
 def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
                         pairs: Sequence[tuple[int, int]], *,
                         num_updates: int = 24) -> torch.Tensor:

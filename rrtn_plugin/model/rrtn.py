@@ -24,12 +24,7 @@ from torch import nn
 
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
-from rrtn_plugin.model.flow import (
-    RAFT_MIN_SIDE,
-    build_flow_net,
-    estimate_flow,
-    estimate_pair_flows,
-)
+from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_flow_net, estimate_pair_flows
 from rrtn_plugin.model.swin import SwinBackbone
 from rrtn_plugin.model.warp import flow_warp
 
@@ -145,19 +140,13 @@ class RRTN(nn.Module):
 
     # -- flow and mask -----------------------------------------------------------------------
 
-    def estimate_flow(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) × 2 → (B, 2, H, W): flow on image1's grid that warps image2 onto it.
-
-        Safe to call from several threads (the calls are serialised).
-        """
-        with self._flow_lock:
-            return estimate_flow(self.flow_net, image1, image2,
-                                 num_updates=self.config.flow_updates)
-
     def estimate_pair_flows(self, frames: torch.Tensor,
                             pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
         """(T, C, H, W) frames and (a, b) index pairs → (P, 2, H, W): for each pair, the flow
-        on frame a's grid that warps frame b onto it (each frame encoded once)."""
+        on frame a's grid that warps frame b onto it (each frame encoded once).
+
+        Safe to call from several threads (the calls are serialised).
+        """
         with self._flow_lock:
             return estimate_pair_flows(self.flow_net, frames, pairs,
                                        num_updates=self.config.flow_updates)
