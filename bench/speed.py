@@ -6,11 +6,11 @@ slow spell of the machine hits all of them) and the best of ``--repeat`` kept:
 1. The forward on one clip (the golden 6 frames of 128×160 when ../shared is present), starting
    from the reference's arithmetic and switching the optimisations on one at a time: RAFT per
    clip (encoders once per frame, the context's share of the refinement gates once per pair,
-   the final flow only upsampled) instead of torchvision's RAFT per pair; fused window
-   attention; the grid_sample deformable conv; channels-last Swin convolutions; per-frame
-   stages batched; ``torch.inference_mode``; and, with ``--compile``, ``torch.compile``. Each
-   line gives the time per frame, the speed-up over the line before and over the reference
-   path, and the largest difference from its output.
+   the final flow only upsampled) instead of torchvision's RAFT per pair; window attention
+   with the bias added inside a batched matmul (SDPA on GPUs); the grid_sample deformable conv;
+   channels-last Swin convolutions; per-frame stages batched; ``torch.inference_mode``; and,
+   with ``--compile``, ``torch.compile``. Each line gives the time per frame, the speed-up over
+   the line before and over the reference path, and the largest difference from its output.
 2. With ``--clip-frames F``: a whole clip of F frames, one pass, through the reference's schedule
    (windows every ``stride`` frames until one reaches the end, each through the unoptimised
    forward, which estimates flow again in every window; restore.py's defaults, 15-frame windows
@@ -54,7 +54,7 @@ class Variant:
 
     label: str
     clip_flow: bool = False
-    fused_attention: bool = False
+    attention_kernel: bool = False
     sampled_deform: bool = False
     channels_last: bool = False
     frame_batching: bool = False
@@ -65,13 +65,13 @@ class Variant:
 STEPS = [
     Variant("reference path"),
     Variant("+ RAFT per clip", clip_flow=True),
-    Variant("+ fused attention", clip_flow=True, fused_attention=True),
-    Variant("+ grid_sample DCN", clip_flow=True, fused_attention=True, sampled_deform=True),
-    Variant("+ channels-last Swin", clip_flow=True, fused_attention=True, sampled_deform=True,
+    Variant("+ attention kernel", clip_flow=True, attention_kernel=True),
+    Variant("+ grid_sample DCN", clip_flow=True, attention_kernel=True, sampled_deform=True),
+    Variant("+ channels-last Swin", clip_flow=True, attention_kernel=True, sampled_deform=True,
             channels_last=True),
-    Variant("+ frame batching", clip_flow=True, fused_attention=True, sampled_deform=True,
+    Variant("+ frame batching", clip_flow=True, attention_kernel=True, sampled_deform=True,
             channels_last=True, frame_batching=True),
-    Variant("+ inference_mode", clip_flow=True, fused_attention=True, sampled_deform=True,
+    Variant("+ inference_mode", clip_flow=True, attention_kernel=True, sampled_deform=True,
             channels_last=True, frame_batching=True, inference_mode=True),
 ]
 REFERENCE, OPTIMISED = STEPS[0], STEPS[-1]
@@ -81,7 +81,7 @@ def configure(model: RRTN, variant: Variant) -> None:
     """Switch the model's kernels to what ``variant`` asks for."""
     for module in model.modules():
         if isinstance(module, WindowAttention):
-            module.fused = variant.fused_attention
+            module.kernel = "auto" if variant.attention_kernel else "reference"
         elif isinstance(module, SecondOrderDeformableAlignment):
             module.kernel = "sampled" if variant.sampled_deform else "torchvision"
         elif isinstance(module, SwinBackbone):

@@ -32,7 +32,7 @@ from rrtn_plugin.color import ColorMode
 from rrtn_plugin.degrade.files import degrade_sequence
 from rrtn_plugin.demo import run_demo
 from rrtn_plugin.engine import Progress, RestoreOptions
-from rrtn_plugin.engine.device import resolve_device
+from rrtn_plugin.engine.device import compile_models, resolve_device
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.evaluate import (
     clean_warp_error,
@@ -131,7 +131,7 @@ def restore_options(args: argparse.Namespace) -> RestoreOptions:
         stop_psnr=args.stop_psnr, flow_max_pixels=args.flow_max_pixels or None, tile=args.tile,
         memory_budget=int(args.memory_budget * 2**30) if args.memory_budget else None,
         device=args.device, precision=args.precision,
-        quantize_between_passes=args.quantize_between_passes)
+        quantize_between_passes=args.quantize_between_passes, fixed_window=args.fixed_window)
 
 
 def _token(path: Path | None) -> str | None:
@@ -148,8 +148,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.server:
         if args.skip_existing:
             raise RRTNError("--skip-existing works for jobs run here, not with --server")
+        if args.compile:
+            raise RRTNError("--compile works for jobs run here; a server compiles its models "
+                            "when started with serve --compile")
         return restore_through_server(args)
     first, second = load_models(args.model, args.model_second)
+    if args.compile:
+        compile_models(first, second)
     settings = JobSettings(
         frames=parse_frames(args.frames) if args.frames else None, handles=args.handles,
         input_colorspace=args.input_colorspace, working_colorspace=args.working_colorspace,
@@ -184,14 +189,17 @@ def cmd_farm_openjd(args: argparse.Namespace) -> int:
     task_options = []
     for action in args.job_actions:
         value = getattr(args, action.dest)
-        if action.dest in ("model", "model_second", "max_passes", "stop_psnr") or (
-                value == action.default):
+        if action.dest in ("model", "model_second", "max_passes", "stop_psnr",
+                           "fixed_window") or value == action.default:
             continue
         flag = action.option_strings[0]
         task_options += [flag] if action.nargs == 0 else [flag, str(value)]
     # Every task runs exactly the same passes: an automatic stop, decided on each task's own
     # frames, could differ between neighbouring chunks and show at their border.
     task_options += ["--max-passes", str(options.max_passes), "--stop-psnr", "inf"]
+    # The chunks' context was planned for these windows: a task whose worker has too little
+    # memory for them must fail (and be retried elsewhere), not restore other windows.
+    task_options += ["--fixed-window"]
     models = {flag: path.absolute() for flag, path in (("--model", args.model),
                                                        ("--model-second", args.model_second))
               if path is not None}
@@ -205,6 +213,10 @@ def cmd_farm_openjd(args: argparse.Namespace) -> int:
           f"({chunks[0].first}-{chunks[-1].last}), handles "
           f"{max(c.handles for c in chunks)}, {read / len(plan.write):.2f} frames read per "
           f"frame written")
+    if options.tile is None and options.memory_budget is None:
+        print("note: with neither --memory-budget nor --tile, each task picks its tiles from "
+              "its worker's free memory, so frames at chunk borders may differ slightly between "
+              "workers; give one of them to make every task tile alike")
     values = " ".join(f"-p {k}={v}" for k, v in parameter_values(job).items())
     print(f"submit: deadline bundle submit {args.bundle}\n"
           f"run here: openjd run {template} --step Restore {values}")
@@ -253,6 +265,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
 
     first, second = load_models(args.model, args.model_second)
+    if args.compile:
+        compile_models(first, second)
     limits = ServiceLimits(
         memory_budget=int((args.memory_budget or 0) * 2**30),
         host_budget=int((args.host_budget or 0) * 2**30), max_sessions=args.max_sessions,
@@ -396,7 +410,18 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]
                         help="estimate flow at about this many pixels (0: full size)")
     parser.add_argument("--quantize-between-passes", action="store_true",
                         help="round to 8 bits between passes, as the reference does")
+    parser.add_argument("--fixed-window", action="store_true",
+                        help="never shorten --window to fit the memory budget; fail instead "
+                             "(farm tasks, whose chunks were planned for the window)")
+    _add_compile_argument(parser)
     return parser._actions[before:]
+
+
+def _add_compile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network's per-frame parts: the first window of "
+                             "each size compiles (tens of seconds); meant for GPUs (on CPU it "
+                             "was slower); needs a C++ compiler")
 
 
 def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
@@ -466,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--idle-timeout", type=float, default=1800.0,
                        help="seconds before an unused session is closed")
     serve.add_argument("--device", default="auto")
+    _add_compile_argument(serve)
     serve.add_argument("--ocio-config", help="OpenColorIO config (default: $OCIO or built-in)")
     serve.set_defaults(run=cmd_serve)
 

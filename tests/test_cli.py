@@ -52,3 +52,29 @@ def test_errors_are_one_line_with_an_exit_code(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("rrtn-plugin: error: checkpoint not found:")
+
+
+def test_compile_restores_what_eager_restores(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--frames", "4", "--size", "128x128",
+                 "--max-passes", "1", "--device", "cpu"]) == 0
+    plates = str(tmp_path / "demo" / "damaged" / "demo.####.exr")
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        assert main(["restore", plates, str(tmp_path / name / "out.####.exr"),
+                     "--device", "cpu", *extra]) == 0
+    for frame in range(1001, 1005):
+        eager = read_pixels(tmp_path / "eager" / f"out.{frame}.exr")[1]
+        compiled = read_pixels(tmp_path / "compiled" / f"out.{frame}.exr")[1]
+        damaged = read_pixels(tmp_path / "demo" / "damaged" / f"demo.{frame}.exr")[1]
+        assert abs(eager - compiled).max() < 1e-3  # half-float files: a step is 2^-11 below 1
+        assert abs(eager - compiled).mean() < 1e-5
+        assert abs(eager - damaged).mean() > 1e-3
+    capsys.readouterr()
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert main(["restore", plates, str(tmp_path / "x" / "out.####.exr"), "--compile"]) == 2
+    assert "--compile needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert main(["restore", plates, str(tmp_path / "x" / "out.####.exr"), "--compile",
+                 "--server", "localhost:1"]) == 2
+    assert "serve --compile" in capsys.readouterr().err

@@ -95,11 +95,13 @@ def write_bundle(bundle: Path, plates: Path, output: Path, *extra: str) -> dict:
     return json.loads((bundle / "template.json").read_text())
 
 
-def test_bundle_is_valid_and_carries_the_jobs_options(plates: Path, tmp_path: Path) -> None:
+def test_bundle_is_valid_and_carries_the_jobs_options(
+        plates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     template = write_bundle(tmp_path / "job", plates, tmp_path / "out", "--chunk", "10",
                             "--frames", "1003-1024", "--model-second",
                             str(tmp_path / "second.safetensors"), "--aovs", "mask,repair",
                             "--max-passes", "1")
+    assert "each task picks its tiles from its worker's free memory" in capsys.readouterr().out
     checked = subprocess.run([BIN / "openjd", "check", tmp_path / "job" / "template.json"],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -115,13 +117,19 @@ def test_bundle_is_valid_and_carries_the_jobs_options(plates: Path, tmp_path: Pa
     assert args[args.index("--aovs") + 1] == "mask,repair"
     assert args[-2:] == ["--model-second", "{{Param.ModelSecond}}"]
     assert args[args.index("--stop-psnr") + 1] == "inf"  # every task runs the same passes
+    assert args.count("--fixed-window") == 1  # and the windows its chunk was planned for
     values = json.loads((tmp_path / "job" / "parameter_values.json").read_text())
     assert {v["name"]: v["value"] for v in values["parameterValues"]} == {
         "Input": str(plates / "plate.####.exr"), "Output": str(tmp_path / "out/plate.####.exr"),
         "ModelSecond": str(tmp_path / "second.safetensors")}
 
-    cpu = write_bundle(tmp_path / "cpu", plates, tmp_path / "out", *OPTIONS)
+    cpu = write_bundle(tmp_path / "cpu", plates, tmp_path / "out", *OPTIONS, "--memory-budget",
+                       "2", "--fixed-window")
     assert "hostRequirements" not in cpu["steps"][0]
+    args = cpu["steps"][0]["script"]["actions"]["onRun"]["args"]
+    assert args[args.index("--memory-budget") + 1] == "2.0"
+    assert args.count("--fixed-window") == 1
+    assert "each task picks its tiles" not in capsys.readouterr().out
     assert main(["farm", "openjd", str(tmp_path / "x"), str(plates / "plate.####.exr"),
                  str(tmp_path / "o.####.exr"), "--chunk", "0"]) == 2
     assert not (tmp_path / "x").exists()

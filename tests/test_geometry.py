@@ -16,10 +16,14 @@ from rrtn_plugin.engine.geometry import (
 )
 from rrtn_plugin.engine.memory import (
     WINDOW_BYTES_PER_PIXEL,
+    Schedule,
     plan_memory,
+    plan_schedule,
     restorer_bytes,
+    tiles_at_once,
     window_fits,
 )
+from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.windows import plan_windows, window_weights
 from rrtn_plugin.errors import ErrorKind, RRTNError
 
@@ -128,3 +132,30 @@ def test_memory_rule_tiles_only_when_needed_and_shortens_windows_last() -> None:
     with pytest.raises(RRTNError, match="larger memory budget") as info:
         plan_memory(30, 1088, 1920, budget=100 << 20)
     assert info.value.kind is ErrorKind.OUT_OF_MEMORY
+
+
+def test_schedule_follows_the_options_then_the_budget() -> None:
+    options = RestoreOptions(window=30, overlap=10)
+    assert plan_schedule(RestoreOptions(window=30, overlap=10, tile=256), frames=100,
+                         height=1088, width=1920, budget=1) == Schedule(30, 10, 256)
+    assert plan_schedule(RestoreOptions(tile=0), frames=100, height=1088, width=1920,
+                         budget=1) == Schedule(30, 15, None)
+    budget = 9 << 28  # shortens a 30-frame 1080p window (above)
+    window, tile = plan_memory(30, 1088, 1920, budget=budget)
+    assert plan_schedule(options, frames=100, height=1088, width=1920,
+                         budget=budget) == Schedule(window, 10 * window // 30, tile)
+    with pytest.raises(RRTNError, match="window is fixed") as info:
+        plan_schedule(RestoreOptions(window=30, overlap=10, fixed_window=True), frames=100,
+                      height=1088, width=1920, budget=budget)
+    assert info.value.kind is ErrorKind.OUT_OF_MEMORY
+    # A clip shorter than the window is planned for its length, the window kept.
+    assert plan_schedule(options, frames=8, height=128, width=128,
+                         budget=8 << 30) == Schedule(30, 10, None)
+
+
+def test_tiles_at_once_is_what_the_budget_leaves_over_tile_cost() -> None:
+    window = 30 * 1088 * 1920 * WINDOW_BYTES_PER_PIXEL
+    tile = restorer_bytes(30, 256, 256)
+    assert tiles_at_once(30, 256, 256, height=1088, width=1920,
+                         budget=window + 5 * tile + tile // 2) == 5
+    assert tiles_at_once(30, 256, 256, height=1088, width=1920, budget=window) == 1

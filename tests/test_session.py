@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -150,3 +152,31 @@ def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
                                                memory_budget=8 << 30), cache=cache)
     assert roomy.window_length == 30
     assert len(roomy.tiles) == 1
+
+
+def test_a_fixed_window_is_never_shortened(small_model: RRTN) -> None:
+    # The budget that shortens 30-frame windows above makes a fixed window fail, naming why.
+    tight = RestoreOptions(window=30, overlap=15, max_passes=1, device="cpu",
+                           memory_budget=500 << 20, fixed_window=True)
+    cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    with pytest.raises(RRTNError, match="window is fixed") as caught:
+        ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
+                    options=tight, cache=cache)
+    assert caught.value.kind == ErrorKind.OUT_OF_MEMORY
+    roomy = ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
+                        options=replace(tight, memory_budget=8 << 30), cache=cache)
+    assert (roomy.window_length, roomy.window_overlap) == (30, 15)
+
+
+def test_tiles_batched_together_give_the_tile_by_tile_result(small_model: RRTN) -> None:
+    # 9 tiles of 128 on 256x256 (GPU sessions batch as many as fit): batches of 4, 4 and 1.
+    clip = panning_clip(4, 256, 256, seed=6)
+    options = replace(OPTIONS, tile=128, tile_overlap=32)
+    one = session_for(small_model, clip, options=options)
+    batched = session_for(small_model, clip, options=options)
+    assert (len(one.tiles), one.tiles_at_once) == (9, 1)  # on CPU: one at a time
+    batched.tiles_at_once = 4
+    a, b = one.restore(range(1001, 1005)), batched.restore(range(1001, 1005))
+    diff = max((a.frames[f] - b.frames[f]).abs().max().item() for f in a.frames)
+    assert diff < 1e-5
+    assert max((a.frames[f] - clip[f - 1001]).abs().mean().item() for f in a.frames) > 1e-3

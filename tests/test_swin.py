@@ -1,4 +1,4 @@
-"""Window attention: the fused kernel against the reference's step-by-step arithmetic."""
+"""Window attention: each kernel against the reference's step-by-step arithmetic."""
 
 from __future__ import annotations
 
@@ -24,22 +24,41 @@ def step_by_step(attn: WindowAttention, x: torch.Tensor, mask: torch.Tensor | No
     return attn.proj(out)
 
 
+@pytest.mark.parametrize("kernel", ["baddbmm", "sdpa", "reference"])
 @pytest.mark.parametrize("shifted", [False, True])
 @torch.no_grad()
-def test_fused_attention_equals_the_reference_arithmetic(shifted: bool) -> None:
+def test_attention_kernels_equal_the_reference_arithmetic(shifted: bool, kernel: str) -> None:
     torch.manual_seed(3)
     attn = WindowAttention(32, window_size=4, num_heads=4)
     torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
     mask = shifted_window_mask(8, 12, window_size=4, shift=2) if shifted else None
     x = torch.randn(2 * 6, 16, 32)  # two images of 2 × 3 windows
     expected = step_by_step(attn, x, mask)
-    bias = attn.attention_bias(mask)
-    fused = attn(x, bias)
-    attn.fused = False
-    unfused = attn(x, bias)
-    assert (fused - expected).abs().max().item() < 2e-6
-    assert (unfused - expected).abs().max().item() < 2e-6
+    assert attn.kernel == "auto"
+    automatic = attn(x, attn.attention_bias(mask))
+    attn.kernel = kernel
+    out = attn(x, attn.attention_bias(mask))
+    assert (out - expected).abs().max().item() < 2e-6
     assert expected.abs().mean().item() > 0.1
+    if kernel == "baddbmm":  # what "auto" runs on CPU
+        assert torch.equal(automatic, out)
+
+
+def test_attention_kernel_gradients_agree() -> None:
+    torch.manual_seed(5)
+    attn = WindowAttention(16, window_size=4, num_heads=2)
+    torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
+    x = torch.randn(2 * 4, 16, 16)
+    mask = shifted_window_mask(8, 8, window_size=4, shift=2)
+    grads = {}
+    for kernel in ("baddbmm", "reference"):
+        attn.zero_grad()
+        attn.kernel = kernel
+        with torch.enable_grad():  # other tests' fixtures may have turned it off
+            attn(x, attn.attention_bias(mask)).square().sum().backward()
+        grads[kernel] = attn.relative_position_bias_table.grad.clone()
+    assert grads["reference"].abs().max().item() > 1e-2
+    assert torch.allclose(grads["baddbmm"], grads["reference"], atol=1e-5, rtol=1e-4)
 
 
 @torch.no_grad()

@@ -7,12 +7,17 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
 from rrtn_plugin.errors import RRTNError
+
+if TYPE_CHECKING:
+    from rrtn_plugin.model import RRTN
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -115,3 +120,21 @@ def tune_host_allocator() -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)
                 and mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
+
+def compile_models(*models: RRTN | None) -> None:
+    """``torch.compile`` the per-frame parts of each model (:meth:`RRTN.compile_steps`).
+
+    Compilation itself happens at the first window of each size. Its CPU code and GPU kernel
+    launchers are built with a C++ compiler (``$CXX``, else ``g++``; ``clang++`` on macOS), so one
+    must be installed.
+
+    Raises:
+        RRTNError: no C++ compiler found.
+    """
+    compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+    if shutil.which(compiler) is None:
+        raise RRTNError(f"--compile needs a C++ compiler for torch.compile and {compiler!r} was "
+                        "not found: install one (e.g. g++), set $CXX, or run without --compile")
+    for model in dict.fromkeys(m for m in models if m is not None):
+        model.compile_steps()

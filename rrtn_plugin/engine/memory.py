@@ -16,11 +16,16 @@ a fixed ~80 MB (128², 2 frames: 270 MB measured, 197 MB by the rule).
 The engine keeps the whole window (frames, flows, masks, blend accumulators) at full frame size
 and tiles only the network (:func:`plan_memory`): whole frames when they fit, else the largest
 tile (a multiple of 16, at least 128) whose cost fits what the budget leaves, and only when not
-even that fits a shorter window.
+even that fits a shorter window (never with ``fixed_window``: farm chunks are planned for the
+asked window). :func:`plan_schedule` applies this to a session's options; on a GPU,
+:func:`tiles_at_once` says how many tiles the network can take as one batch.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
 
 STEP_BYTES_PER_PIXEL = 11_000
@@ -74,3 +79,51 @@ def plan_memory(frames: int, height: int, width: int, *, budget: int, multiple: 
         f"than the {budget / 2**30:.1f} GiB budget even in {minimum_tile}px tiles: use a larger "
         "memory budget, a device with more memory, or restore at a lower resolution",
         kind=ErrorKind.OUT_OF_MEMORY)
+
+
+class Schedule(NamedTuple):
+    """What a session runs: windows of ``window`` frames overlapping by ``overlap``, the network
+    on tiles of side ``tile`` (None: whole frames)."""
+
+    window: int
+    overlap: int
+    tile: int | None
+
+
+def plan_schedule(options: RestoreOptions, *, frames: int, height: int, width: int,
+                  budget: int, multiple: int = 16) -> Schedule:
+    """The window and tiles a clip of ``frames`` frames of ``height`` × ``width`` (padded) runs
+    with under ``options`` and a memory ``budget``.
+
+    A given ``options.tile`` is used as it is (0: whole frames). Otherwise :func:`plan_memory`
+    chooses; a window it shortens keeps its overlap in proportion, and with
+    ``options.fixed_window`` it may not shorten it.
+
+    Raises:
+        RRTNError (OUT_OF_MEMORY): nothing fits.
+    """
+    window, overlap = options.window, options.window_overlap
+    if options.tile is not None:
+        return Schedule(window, overlap, options.tile or None)
+    longest = min(window, frames)
+    try:
+        fitted, tile = plan_memory(longest, height, width, budget=budget, multiple=multiple,
+                                   minimum_window=longest if options.fixed_window
+                                   else MIN_WINDOW)
+    except RRTNError as exc:
+        if options.fixed_window:
+            raise RRTNError(f"{exc}; the window is fixed (a farm task's chunks were planned for "
+                            f"it), so give this task more memory or plan the job with a shorter "
+                            f"--window", kind=exc.kind) from exc
+        raise
+    if fitted < longest:
+        return Schedule(fitted, overlap * fitted // window, tile)
+    return Schedule(window, overlap, tile)
+
+
+def tiles_at_once(frames: int, tile_height: int, tile_width: int, *, height: int, width: int,
+                  budget: int) -> int:
+    """How many tiles of a ``frames``-frame window of ``height`` × ``width`` the network can take
+    in one batch within ``budget`` (at least 1), the window itself held at full size."""
+    left = budget - frames * height * width * WINDOW_BYTES_PER_PIXEL
+    return max(1, left // restorer_bytes(frames, tile_height, tile_width))

@@ -31,6 +31,8 @@ class RestoreOptions:
         quantize_between_passes: round each pass's output to 8 bits before the next pass, as
             the reference does through its PNG files (off: only clamped to [0, 1]).
         keep_motion: also return per-frame motion vectors of the first pass.
+        fixed_window: never shorten the window to fit ``memory_budget``; fail instead (farm
+            tasks: their chunks were planned for this window).
     """
 
     window: int = 30
@@ -45,6 +47,7 @@ class RestoreOptions:
     precision: str = "fp32"
     quantize_between_passes: bool = False
     keep_motion: bool = False
+    fixed_window: bool = False
 
     @property
     def window_overlap(self) -> int:

@@ -42,13 +42,14 @@ from rrtn_plugin.engine.device import (
 )
 from rrtn_plugin.engine.flows import estimate_flows, flow_size, raft_pair_bytes
 from rrtn_plugin.engine.geometry import (
+    Tile,
     pad_reflect,
     padded_size,
     plan_tiles,
     reflect_indices,
     tile_weights,
 )
-from rrtn_plugin.engine.memory import plan_memory
+from rrtn_plugin.engine.memory import plan_schedule, tiles_at_once
 from rrtn_plugin.engine.metrics import psnr_8bit, quantize_8bit
 from rrtn_plugin.engine.options import Progress, RestoreOptions
 from rrtn_plugin.engine.windows import plan_windows, window_weights
@@ -157,19 +158,25 @@ class ClipSession:
         self.extended = max(num_frames, 3)
         self.source = reflect_indices(num_frames, self.extended).tolist()
         budget = options.memory_budget or int(0.8 * available_memory(self.device))
-        longest = min(options.window, self.extended)
-        length, overlap, tile = options.window, options.window_overlap, options.tile or None
-        if options.tile is None:
-            fitted, tile = plan_memory(longest, self.hp, self.wp, budget=budget, multiple=m)
-            if fitted < longest:
-                length, overlap = fitted, options.window_overlap * fitted // options.window
-                log.warning("%d-frame windows of %dx%d do not fit the %.1f GiB memory budget: "
-                            "using %d-frame windows", longest, width, height, budget / 2**30,
-                            fitted)
-        self.window_length, self.window_overlap = length, overlap
+        schedule = plan_schedule(options, frames=self.extended, height=self.hp, width=self.wp,
+                                 budget=budget, multiple=m)
+        if schedule.window < min(options.window, self.extended):
+            log.warning("%d-frame windows of %dx%d do not fit the %.1f GiB memory budget: "
+                        "using %d-frame windows", min(options.window, self.extended), width,
+                        height, budget / 2**30, schedule.window)
+        self.window_length, self.window_overlap = schedule.window, schedule.overlap
         self.windows = [(s - first_frame, e - first_frame) for s, e in plan_windows(
-            first_frame, first_frame + self.extended, length=length, overlap=overlap)]
-        self.tiles = plan_tiles(self.hp, self.wp, tile=tile, overlap=options.tile_overlap)
+            first_frame, first_frame + self.extended, length=schedule.window,
+            overlap=schedule.overlap)]
+        self.tiles = plan_tiles(self.hp, self.wp, tile=schedule.tile,
+                                overlap=options.tile_overlap)
+        # A GPU runs as many tiles at once as fit; a CPU gains nothing from it (its kernels are
+        # busy with one tile) and would only hold more memory.
+        self.tiles_at_once = 1
+        if len(self.tiles) > 1 and self.device.type == "cuda":
+            self.tiles_at_once = min(len(self.tiles), tiles_at_once(
+                min(schedule.window, self.extended), self.tiles[0].height, self.tiles[0].width,
+                height=self.hp, width=self.wp, budget=budget))
         self.flow_hw = flow_size(self.hp, self.wp, options.flow_max_pixels)
         self.flow_batch = max(1, (budget // 4) // raft_pair_bytes(*self.flow_hw))
         self.params = (self.hp, self.wp, options.precision, options.tile_overlap,
@@ -400,7 +407,8 @@ class ClipSession:
     def _restore_tiled(self, model: RRTN, lq: torch.Tensor, mask: torch.Tensor,
                        forward: torch.Tensor, backward: torch.Tensor,
                        spatial: list[torch.Tensor]) -> torch.Tensor:
-        """(1, n, 1, Hp, Wp) window → (n, 1, Hp, Wp) restored, tile by tile."""
+        """(1, n, 1, Hp, Wp) window → (n, 1, Hp, Wp) restored, ``tiles_at_once`` tiles at a time
+        (batched along N)."""
         _, n, c, hp, wp = lq.shape
         if len(self.tiles) == 1:
             return model.restore(lq, noise_mask=mask, flows_forward=forward,
@@ -408,16 +416,18 @@ class ClipSession:
                                  on_step=self._check_stop)[0].float()
         out = torch.zeros(n, c, hp, wp, device=lq.device)
         weight_sum = torch.zeros(1, 1, hp, wp, device=lq.device)
-        for tile in self.tiles:
-            region = (..., tile.rows, tile.cols)
-            restored = model.restore(lq[region], noise_mask=mask[region],
-                                     flows_forward=forward[region],
-                                     flows_backward=backward[region],
-                                     spatial=[f[region] for f in spatial],
-                                     on_step=self._check_stop)[0]
-            weights = tile_weights(tile, hp, wp, overlap=self.options.tile_overlap)
-            out[region] += restored.float() * weights.to(lq.device)
-            weight_sum[region] += weights.to(lq.device)
+        for first in range(0, len(self.tiles), self.tiles_at_once):
+            tiles = self.tiles[first:first + self.tiles_at_once]
+            restored = model.restore(_crops(lq, tiles), noise_mask=_crops(mask, tiles),
+                                     flows_forward=_crops(forward, tiles),
+                                     flows_backward=_crops(backward, tiles),
+                                     spatial=[_crops(f, tiles) for f in spatial],
+                                     on_step=self._check_stop)
+            for tile, result in zip(tiles, restored, strict=True):
+                region = (..., tile.rows, tile.cols)
+                weights = tile_weights(tile, hp, wp, overlap=self.options.tile_overlap)
+                out[region] += result.float() * weights.to(lq.device)
+                weight_sum[region] += weights.to(lq.device)
         return out / weight_sum
 
     # -- cached pieces -----------------------------------------------------------------------
@@ -528,6 +538,11 @@ class ClipSession:
 
     _progress: Callable[[Progress], None] | None = None
     _should_stop: Callable[[], bool] | None = None
+
+
+def _crops(x: torch.Tensor, tiles: list[Tile]) -> torch.Tensor:
+    """(1, …, H, W) → (len(tiles), …, h, w): the tiles of ``x`` as one batch."""
+    return torch.cat([x[..., tile.rows, tile.cols] for tile in tiles])
 
 
 def _ranges(frames: list[int]) -> str:
