@@ -78,3 +78,6 @@ def test_compile_restores_what_eager_restores(tmp_path: Path,
     assert main(["restore", plates, str(tmp_path / "x" / "out.####.exr"), "--compile",
                  "--server", "localhost:1"]) == 2
     assert "serve --compile" in capsys.readouterr().err
+    # The server refuses before it listens.
+    assert main(["serve", "--compile", "--listen", "127.0.0.1:0"]) == 2
+    assert "--compile needs a C++ compiler" in capsys.readouterr().err
