@@ -44,12 +44,18 @@ MIN_WINDOW = 6
 fewer than 6 little of the temporal propagation is left)."""
 
 
+def network_budget(frames: int, height: int, width: int, *, budget: int) -> int:
+    """What ``budget`` leaves for the network once a window of ``frames`` frames of ``height`` ×
+    ``width`` is held at full size."""
+    return budget - frames * height * width * WINDOW_BYTES_PER_PIXEL
+
+
 def window_fits(frames: int, height: int, width: int, *, tile: int | None, budget: int) -> bool:
     """Whether a window of ``frames`` frames fits ``budget`` with the network on ``tile``-sided
     tiles (None: whole frames), the window itself held at full size."""
-    left = budget - frames * height * width * WINDOW_BYTES_PER_PIXEL
     tile_h, tile_w = (height, width) if tile is None else (min(tile, height), min(tile, width))
-    return restorer_bytes(frames, tile_h, tile_w) <= left
+    return restorer_bytes(frames, tile_h, tile_w) <= network_budget(frames, height, width,
+                                                                    budget=budget)
 
 
 def plan_memory(frames: int, height: int, width: int, *, budget: int, multiple: int = 16,
@@ -125,5 +131,5 @@ def tiles_at_once(frames: int, tile_height: int, tile_width: int, *, height: int
                   budget: int) -> int:
     """How many tiles of a ``frames``-frame window of ``height`` × ``width`` the network can take
     in one batch within ``budget`` (at least 1), the window itself held at full size."""
-    left = budget - frames * height * width * WINDOW_BYTES_PER_PIXEL
+    left = network_budget(frames, height, width, budget=budget)
     return max(1, left // restorer_bytes(frames, tile_height, tile_width))

@@ -160,16 +160,19 @@ class ClipSession:
         budget = options.memory_budget or int(0.8 * available_memory(self.device))
         schedule = plan_schedule(options, frames=self.extended, height=self.hp, width=self.wp,
                                  budget=budget, multiple=m)
-        if schedule.window < min(options.window, self.extended):
+        longest = min(options.window, self.extended)
+        if schedule.window < longest:
             log.warning("%d-frame windows of %dx%d do not fit the %.1f GiB memory budget: "
-                        "using %d-frame windows", min(options.window, self.extended), width,
-                        height, budget / 2**30, schedule.window)
+                        "using %d-frame windows", longest, width, height, budget / 2**30,
+                        schedule.window)
         self.window_length, self.window_overlap = schedule.window, schedule.overlap
         self.windows = [(s - first_frame, e - first_frame) for s, e in plan_windows(
             first_frame, first_frame + self.extended, length=schedule.window,
             overlap=schedule.overlap)]
         self.tiles = plan_tiles(self.hp, self.wp, tile=schedule.tile,
                                 overlap=options.tile_overlap)
+        self.tile_weights = [tile_weights(t, self.hp, self.wp, overlap=options.tile_overlap)
+                             .to(self.device) for t in self.tiles] if len(self.tiles) > 1 else []
         # A GPU runs as many tiles at once as fit; a CPU gains nothing from it (its kernels are
         # busy with one tile) and would only hold more memory.
         self.tiles_at_once = 1
@@ -423,11 +426,11 @@ class ClipSession:
                                      flows_backward=_crops(backward, tiles),
                                      spatial=[_crops(f, tiles) for f in spatial],
                                      on_step=self._check_stop)
-            for tile, result in zip(tiles, restored, strict=True):
+            weights = self.tile_weights[first:first + self.tiles_at_once]
+            for tile, result, weight in zip(tiles, restored, weights, strict=True):
                 region = (..., tile.rows, tile.cols)
-                weights = tile_weights(tile, hp, wp, overlap=self.options.tile_overlap)
-                out[region] += result.float() * weights.to(lq.device)
-                weight_sum[region] += weights.to(lq.device)
+                out[region] += result.float() * weight
+                weight_sum[region] += weight
         return out / weight_sum
 
     # -- cached pieces -----------------------------------------------------------------------
