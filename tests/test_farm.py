@@ -139,6 +139,15 @@ def test_bundle_is_valid_and_carries_the_jobs_options(
                              chunks=chunks, options=[], models={}, gpu=False))
 
 
+def test_bundle_folder_may_be_relative_as_in_the_readme(
+        plates: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    template = write_bundle(Path("jobs/reel1"), plates, tmp_path / "out", *OPTIONS)
+    assert (tmp_path / "jobs/reel1/template.json").is_file()
+    assert template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]["range"] == [
+        "1001-1024"]
+
+
 def task_command(template: dict, values: dict[str, str], frames: str) -> list[str]:
     """One task's command line, as the farm runs it."""
     action = template["steps"][0]["script"]["actions"]["onRun"]

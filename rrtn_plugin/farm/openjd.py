@@ -103,7 +103,7 @@ def write_bundle(folder: Path, job: FarmJob) -> Path:
     try:
         decoded = decode_job_template(template=template)
         create_job(job_template=decoded, job_parameter_values=preprocess_job_parameters(
-            job_template=decoded, job_parameter_values=values, job_template_dir=folder,
+            job_template=decoded, job_parameter_values=values, job_template_dir=folder.absolute(),
             current_working_dir=Path.cwd()))
     except (DecodeValidationError, ValueError) as exc:
         raise RRTNError(f"the job is not valid Open Job Description: {exc}") from None
