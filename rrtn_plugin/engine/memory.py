@@ -82,7 +82,7 @@ def plan_memory(frames: int, height: int, width: int, *, budget: int, multiple: 
                 return window, side
     raise RRTNError(
         f"a window of {min(frames, minimum_window)} frames of {width}x{height} needs more memory "
-        f"than the {budget / 2**30:.1f} GiB budget even in {minimum_tile}px tiles: use a larger "
+        f"than the {budget / 2**30:.3g} GiB budget even in {minimum_tile}px tiles: use a larger "
         "memory budget, a device with more memory, or restore at a lower resolution",
         kind=ErrorKind.OUT_OF_MEMORY)
 

@@ -162,7 +162,7 @@ class ClipSession:
                                  budget=budget, multiple=m)
         longest = min(options.window, self.extended)
         if schedule.window < longest:
-            log.warning("%d-frame windows of %dx%d do not fit the %.1f GiB memory budget: "
+            log.warning("%d-frame windows of %dx%d do not fit the %.3g GiB memory budget: "
                         "using %d-frame windows", longest, width, height, budget / 2**30,
                         schedule.window)
         self.window_length, self.window_overlap = schedule.window, schedule.overlap
