@@ -9,6 +9,7 @@ from torchvision.ops import deform_conv2d
 from rrtn_plugin.model import RRTNConfig, build_rrtn, deform
 from rrtn_plugin.model.deform import sampled_deform_conv2d
 from rrtn_plugin.model.flow import (
+    CorrelationPyramid,
     DISFlow,
     FixedContextGRU,
     build_raft,
@@ -101,6 +102,26 @@ def test_raft_per_clip_equals_torchvision_raft_per_pair() -> None:
                       num_flow_updates=4)[-1]
     assert theirs.abs().max().item() > 1.0
     assert (ours - theirs).abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_correlation_pyramid_equals_torchvisions_corr_block() -> None:
+    torch.manual_seed(4)
+    first, second = torch.randn(3, 32, 16, 20), torch.randn(3, 32, 16, 20)
+    # centres inside the map, near its edges and outside it (windows partly or wholly off)
+    coords = torch.stack([torch.rand(3, 16, 20) * 30 - 5, torch.rand(3, 16, 20) * 26 - 5], dim=1)
+    block = build_raft().corr_block
+    block.build_pyramid(first, second)
+    expected = block.index_pyramid(centroids_coords=coords)
+    got = CorrelationPyramid(first, second, levels=block.num_levels,
+                             radius=block.radius).lookup(coords)
+    assert got.shape == expected.shape == (3, 4 * 81, 16, 20)
+    scale = expected.abs().max().item()
+    assert scale > 1.0
+    # grid coordinates rounded in another order: bilinear values a few ulps of the scale apart
+    assert (got - expected).abs().max().item() < 1e-5 * scale
+    with pytest.raises(ValueError, match="too small for 4 levels"):
+        CorrelationPyramid(first[..., :8], second[..., :8], levels=4, radius=4)
 
 
 @torch.no_grad()

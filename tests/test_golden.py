@@ -49,12 +49,13 @@ def test_flows_match_reference(first_pass: dict, golden: dict) -> None:
 
 
 def assert_mask_matches(ours: torch.Tensor, expected: torch.Tensor) -> None:
-    """The noise mask is √(|r₁|·|r₂|) of two motion-compensated residuals. Where the product is
-    ~0 the root magnifies float noise without bound: flows 7e-6 px apart (float rounding, which
-    the authors' own code shows on an AVX-512 CPU) move 3 of its 122 880 pixels, all with a
-    golden value below 2e-4, by up to 1.6e-4. So: the mask to TOL wherever it is above 1e-3,
-    and the residual products to TOL everywhere."""
-    visible = expected > 1e-3
+    """The noise mask is √(|r₁|·|r₂|) of two motion-compensated residuals. Where one residual is
+    ~0 the root magnifies float noise: flows 9e-6 px apart (float rounding; the authors' own code
+    shows as much on an AVX-512 CPU) moved the pixels below 2e-4 by up to 1.6e-4, and, with
+    RAFT channels-last on AVX2 kernels, one pixel of 3.3e-3 by 1.2e-4 (its product by 8e-7). So:
+    the mask to TOL wherever it is above 1e-2 (93-95 % of the golden pixels), and the residual
+    products to TOL everywhere."""
+    visible = expected > 1e-2
     assert visible.float().mean().item() > 0.9
     assert max_err(ours[visible], expected[visible]) <= TOL
     assert max_err(ours.square(), expected.square()) <= TOL

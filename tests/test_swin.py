@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rrtn_plugin.model.swin import SwinBlock, WindowAttention, shifted_window_mask
+from rrtn_plugin.model.swin import SwinBlock, TokenLinear, WindowAttention, shifted_window_mask
 
 
 def step_by_step(attn: WindowAttention, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -82,3 +82,23 @@ def test_attention_rejects_a_mask_that_does_not_divide_the_windows() -> None:
     attn = WindowAttention(8, window_size=2, num_heads=2)
     with pytest.raises(ValueError, match="do not divide"):
         attn(torch.randn(5, 4, 8), attn.attention_bias(torch.zeros(2, 4, 4)))
+
+
+@pytest.mark.parametrize("shape", [(5120, 64), (80, 64, 64), (1, 4, 6, 64), (64,), (0, 64)])
+def test_token_linear_is_nn_linear(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(5)
+    layer = TokenLinear(64, 96)
+    x = torch.randn(shape, requires_grad=True)
+    with torch.enable_grad():
+        out = layer(x)
+        expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        assert out.shape == (*shape[:-1], 96)
+        assert torch.equal(out, expected)  # bit-identical here: the same sums, one kernel
+        if out.numel():
+            grads = torch.autograd.grad(out.square().sum(), (x, layer.weight))
+            expected_grads = torch.autograd.grad(expected.square().sum(), (x, layer.weight))
+            for got, want in zip(grads, expected_grads, strict=True):
+                assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
+    transposed = torch.randn(64, 10).t()  # not contiguous: nn.Linear's path
+    assert torch.equal(layer(transposed),
+                       torch.nn.functional.linear(transposed, layer.weight, layer.bias))

@@ -8,6 +8,7 @@ in our checkpoints; the authors' checkpoints use RAFT.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -87,10 +88,12 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
 
     RAFT's feature encoder runs once per frame and its context encoder once per frame that
     starts a pair (both treat each image on its own: instance norm, batch norm in eval mode),
-    so a frame in four pairs is encoded once instead of four times; the correlation pyramid and
-    the refinement run per pair, the context's share of the refinement's gates is computed once
-    (:class:`FixedContextGRU`), and only the final flow is upsampled. The flows are torchvision
-    RAFT's last predictions for the same pairs, within float rounding (< 1e-5 px).
+    so a frame in four pairs is encoded once instead of four times; the correlation pyramid
+    (:class:`CorrelationPyramid`) and the refinement run per pair, the context's share of the
+    refinement's gates is computed once (:class:`FixedContextGRU`), and only the final flow is
+    upsampled. On CPU, RAFT runs channels-last, the layout oneDNN's convolutions take without
+    reordering. The flows are torchvision RAFT's last predictions for the same pairs,
+    within float rounding (< 1e-4 px).
 
     Args:
         flow_net: torchvision RAFT in eval mode, or :class:`DISFlow`.
@@ -111,31 +114,89 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     if min(h, w) < RAFT_MIN_SIDE or h % RAFT_MULTIPLE or w % RAFT_MULTIPLE:
         raise ValueError(f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
                          f"{RAFT_MIN_SIDE}, got {h}x{w}")
-    images = raft_input(frames)
+    layout = torch.channels_last if frames.device.type == "cpu" else torch.contiguous_format
+    images = raft_input(frames).contiguous(memory_format=layout)
     used = sorted(set(first) | set(second))
     features = flow_net.feature_encoder(images[used])
     feature_of = {frame: i for i, frame in enumerate(used)}
     sources = sorted(set(first))
     context_of = {frame: i for i, frame in enumerate(sources)}
     context = flow_net.context_encoder(images[sources])[[context_of[a] for a in first]]
+    context = context.contiguous(memory_format=layout)
     hidden_size = flow_net.update_block.hidden_state_size
     hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
     hidden, context = torch.tanh(hidden), F.relu(context)
-    flow_net.corr_block.build_pyramid(features[[feature_of[a] for a in first]],
-                                      features[[feature_of[b] for b in second]])
+    correlation = CorrelationPyramid(features[[feature_of[a] for a in first]],
+                                     features[[feature_of[b] for b in second]],
+                                     levels=flow_net.corr_block.num_levels,
+                                     radius=flow_net.corr_block.radius)
     update = flow_net.update_block
     grus = [FixedContextGRU(gru, context) for gru in (update.recurrent_block.convgru1,
                                                       update.recurrent_block.convgru2)]
     coords0 = make_coords_grid(len(pairs), h // 8, w // 8).to(frames.device)
+    coords0 = coords0.contiguous(memory_format=layout)
     coords1 = coords0
     for _ in range(num_updates):
-        correlation = flow_net.corr_block.index_pyramid(centroids_coords=coords1)
-        motion = update.motion_encoder(coords1 - coords0, correlation)
+        motion = update.motion_encoder(coords1 - coords0, correlation.lookup(coords1))
         for gru in grus:
             hidden = gru(hidden, motion)
         coords1 = coords1 + update.flow_head(hidden)
     up_mask = None if flow_net.mask_predictor is None else flow_net.mask_predictor(hidden)
-    return upsample_flow(flow=coords1 - coords0, up_mask=up_mask)
+    return upsample_flow(flow=(coords1 - coords0).contiguous(),
+                         up_mask=None if up_mask is None else up_mask.contiguous())
+
+
+class CorrelationPyramid:
+    """RAFT's all-pairs correlation of two feature maps, average-pooled into levels, and its
+    lookup in a square window around given positions: torchvision's ``CorrBlock`` as a value
+    (the module keeps its pyramid between calls), with each level's sampling grid built in one
+    step from tables made once.
+
+    Shapes: features (P, C, h, w) of the pairs' first and second frames; :meth:`lookup` takes
+    positions (P, 2, h, w) on the second frame's grid (x first) and returns
+    (P, levels · (2·radius + 1)², h, w), laid out channels-last. The window's points are in
+    torchvision's order: level, then x offset, then y offset.
+    """
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor, *, levels: int,
+                 radius: int) -> None:
+        if first.shape != second.shape:
+            raise ValueError(f"feature maps differ in shape: {tuple(first.shape)} and "
+                             f"{tuple(second.shape)}")
+        p, c, h, w = first.shape
+        if min(h, w) < 2 ** levels:
+            raise ValueError(f"{h}x{w} feature maps are too small for {levels} levels")
+        volume = torch.bmm(first.flatten(2).transpose(1, 2), second.flatten(2))
+        volume = (volume / math.sqrt(c)).view(p * h * w, 1, h, w)
+        self.levels = [volume]
+        for _ in range(levels - 1):
+            self.levels.append(F.avg_pool2d(self.levels[-1], kernel_size=2, stride=2))
+        side = 2 * radius + 1
+        steps = torch.linspace(-radius, radius, side, device=first.device)
+        window = torch.stack(torch.meshgrid(steps, steps, indexing="ij"), dim=-1).view(-1, 2)
+        # A window's grid for grid_sample is an affine map of its centre, in normalised
+        # coordinates (align_corners: -1 and 1 are the first and last pixel centres, and level l
+        # holds positions / 2^l): grid = table + (x, y) @ scales, one matrix product per level.
+        self.side = side
+        self.scales, self.tables = [], []
+        for level, volume in enumerate(self.levels):
+            size = torch.tensor([volume.shape[-1] - 1, volume.shape[-2] - 1],
+                                dtype=torch.float32, device=first.device)
+            self.tables.append((2 * window / size - 1).flatten())
+            self.scales.append(torch.diag(2 / size / 2**level).repeat(1, side * side))
+
+    def lookup(self, coords: torch.Tensor) -> torch.Tensor:
+        """Bilinear correlation values around ``coords`` (P, 2, h, w), zero outside the map."""
+        p, _, h, w = coords.shape
+        points = coords.permute(0, 2, 3, 1).reshape(p * h * w, 2)
+        windows = [
+            F.grid_sample(volume, torch.addmm(table, points, scale).view(-1, self.side,
+                                                                          self.side, 2),
+                          mode="bilinear", padding_mode="zeros",
+                          align_corners=True).view(p, h, w, -1)
+            for volume, scale, table in zip(self.levels, self.scales, self.tables, strict=True)
+        ]
+        return torch.cat(windows, dim=-1).permute(0, 3, 1, 2)
 
 
 class FixedContextGRU:
@@ -160,17 +221,19 @@ class FixedContextGRU:
             fixed = F.conv2d(context, weight[:, cut[0]:cut[1]], conv.bias, padding=conv.padding)
             return own, fixed
 
-        weight_z, self.fixed_z = split(gru.convz)
-        weight_r, self.fixed_r = split(gru.convr)
-        self.weight_q, self.fixed_q = split(gru.convq)
+        weight_z, fixed_z = split(gru.convz)
+        weight_r, fixed_r = split(gru.convr)
+        weight_q, fixed_q = split(gru.convq)
         self.weight_zr = torch.cat([weight_z, weight_r])
+        self.fixed_zr = torch.cat([fixed_z, fixed_r], dim=1)
+        # tanh(a) = 2·σ(2a) − 1, with the 2 in the weights (exact): CPU sigmoid is faster.
+        self.weight_q, self.fixed_q = 2 * weight_q, 2 * fixed_q
         self.padding = gru.convz.padding
         self.hidden = hidden
 
     def __call__(self, hidden: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         zr = F.conv2d(torch.cat([hidden, motion], dim=1), self.weight_zr, padding=self.padding)
-        z = torch.sigmoid(zr[:, :self.hidden] + self.fixed_z)
-        r = torch.sigmoid(zr[:, self.hidden:] + self.fixed_r)
-        q = torch.tanh(F.conv2d(torch.cat([r * hidden, motion], dim=1), self.weight_q,
-                                padding=self.padding) + self.fixed_q)
+        z, r = torch.sigmoid(zr + self.fixed_zr).split(self.hidden, dim=1)
+        q = 2 * torch.sigmoid(F.conv2d(torch.cat([r * hidden, motion], dim=1), self.weight_q,
+                                       padding=self.padding) + self.fixed_q) - 1
         return hidden + z * (q - hidden)

@@ -15,7 +15,6 @@ Tensor API (all frames in RRTN's encoding: display-referred luminance mapped to 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -107,8 +106,6 @@ class RRTN(nn.Module):
         self.conv_hr = conv_hr
         self.conv_last = conv_last
         self.lrelu = nn.LeakyReLU(0.1)
-        # torchvision's RAFT keeps its correlation pyramid on the module between calls.
-        self._flow_lock = threading.Lock()
 
     # -- validation --------------------------------------------------------------------------
 
@@ -143,13 +140,9 @@ class RRTN(nn.Module):
     def estimate_pair_flows(self, frames: torch.Tensor,
                             pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
         """(T, C, H, W) frames and (a, b) index pairs → (P, 2, H, W): for each pair, the flow
-        on frame a's grid that warps frame b onto it (each frame encoded once).
-
-        Safe to call from several threads (the calls are serialised).
-        """
-        with self._flow_lock:
-            return estimate_pair_flows(self.flow_net, frames, pairs,
-                                       num_updates=self.config.flow_updates)
+        on frame a's grid that warps frame b onto it (each frame encoded once)."""
+        return estimate_pair_flows(self.flow_net, frames, pairs,
+                                   num_updates=self.config.flow_updates)
 
     def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's flows for a clip.

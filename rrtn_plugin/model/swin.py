@@ -69,6 +69,25 @@ def window_order(h: int, w: int, *, window_size: int, shift: int,
     return partition_windows(index, window_size).reshape(-1)
 
 
+class TokenLinear(nn.Linear):
+    """``nn.Linear`` over tokens (…, C_in) → (…, C_out), run on CPU as a 1×1 convolution.
+
+    The tokens, viewed as a channels-last map, go to oneDNN's convolution instead of the BLAS
+    matmul behind ``nn.Linear``: the same sums (bit-identical in float32 here), about twice as
+    fast for these 64- and 128-channel layers on CPUs where that BLAS takes a generic path (MKL
+    on AMD). Other devices, and tokens that are not contiguous, keep ``nn.Linear``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or not x.is_contiguous() or x.ndim < 2 or not x.numel():
+            return super().forward(x)
+        leading = x.shape[:-1]
+        rows = x.shape[0] if x.ndim > 2 else 1
+        as_map = x.view(1, rows, -1, self.in_features).permute(0, 3, 1, 2)
+        out = F.conv2d(as_map, self.weight[:, :, None, None], self.bias)
+        return out.permute(0, 2, 3, 1).reshape(*leading, self.out_features)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, with a learned relative-position bias.
 
@@ -96,8 +115,8 @@ class WindowAttention(nn.Module):
         )
         self.register_buffer("relative_position_index", relative_position_index(window_size),
                              persistent=False)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = TokenLinear(dim, 3 * dim)
+        self.proj = TokenLinear(dim, dim)
 
     def attention_bias(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The relative-position bias plus the optional (nW, S², S²) shift mask:
@@ -139,8 +158,8 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = TokenLinear(dim, hidden)
+        self.fc2 = TokenLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
