@@ -8,10 +8,12 @@ rounding, several times faster there) and :func:`torchvision.ops.deform_conv2d` 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model.deform import sampled_deform_conv2d
+from rrtn_plugin.model.layout import for_convolution
 
 
 class SecondOrderDeformableAlignment(nn.Module):
@@ -70,19 +72,28 @@ class SecondOrderDeformableAlignment(nn.Module):
         Returns:
             (N, C, H, W) aligned features.
         """
-        out = self.conv_offset(torch.cat([condition, flow_n1, flow_n2], dim=1))
-        n, channels, h, w = out.shape
-        offsets = 2 * channels // 3  # (dy, dx) per kernel point and group, for both frames
+        hidden = self.conv_offset[:-1](
+            for_convolution(torch.cat([condition, flow_n1, flow_n2], dim=1)))
+        # The last conv predicts, per kernel point and group, a (dy, dx) residue o, then a mask.
+        # As two convolutions each output stays under glibc's 32 MiB limit for reused memory at
+        # 128×160 (one 432-channel map is 35 MB, mapped and page-faulted afresh at each call).
+        last = self.conv_offset[-1]
+        split = 2 * last.out_channels // 3
+        mask = torch.sigmoid(F.conv2d(hidden, last.weight[split:], last.bias[split:], padding=1))
+        # The residue is bounded as m·tanh(o) = 2m·σ(2o) − m (CPU sigmoid kernels are several
+        # times faster than tanh), the 2 of 2o taken into the weights (exact).
+        sigmoid = torch.sigmoid(F.conv2d(hidden, 2 * last.weight[:split], 2 * last.bias[:split],
+                                         padding=1))
         # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
-        # its flow plus a bounded learned residue, laid out (frame, point·group, yx).
-        # The residue is m·tanh(o) = 2m·σ(2o) − m: CPU sigmoid kernels are several times faster.
+        # its flow plus its residues, laid out (frame, point·group, yx). Out of place: under
+        # autocast the sum is promoted to the flows' fp32 (offsets of hundreds of pixels would
+        # lose a quarter pixel in fp16 or bf16).
         m = self.max_residue_magnitude
-        flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2)
-        sigmoid = torch.sigmoid(out[:, :offsets] * 2).view(n, 2, offsets // 4, 2, h, w)
-        # Out of place: under autocast the sum is promoted to the flows' fp32 (offsets of
-        # hundreds of pixels would lose a quarter pixel in fp16 or bf16).
-        offset = (sigmoid * (2 * m) + (flows - m)).view(n, offsets, h, w)
-        mask = torch.sigmoid(out[:, offsets:])
+        flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2) - m
+        if sigmoid.stride(1) == 1:  # channels-last: the flows too, for a sum in one pass
+            flows = flows.permute(0, 4, 5, 1, 2, 3).contiguous().permute(0, 3, 4, 5, 1, 2)
+        offset = torch.add(flows, sigmoid.unflatten(1, (2, split // 4, 2)), alpha=2 * m)
+        offset = offset.flatten(1, 3)
         kernel = self.kernel
         if kernel == "auto":
             kernel = "sampled" if feats.device.type == "cpu" else "torchvision"

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rrtn_plugin.model.layout import for_convolution
+
 
 class ResidualBlock(nn.Module):
     """conv3x3 → ReLU → conv3x3, plus the input (no normalisation).
@@ -25,7 +27,8 @@ class ResidualBlock(nn.Module):
 class ConvResBlock(nn.Module):
     """conv3x3 (in → out channels) → LeakyReLU(0.1) → ``num_blocks`` residual blocks.
 
-    Shapes: (N, in_channels, H, W) → (N, out_channels, H, W). The state-dict layout
+    Shapes: (N, in_channels, H, W) → (N, out_channels, H, W), laid out for convolution
+    (:mod:`rrtn_plugin.model.layout`). The state-dict layout
     (``conv_resblock.0`` the conv, ``conv_resblock.2.<i>`` the blocks) is the official one.
     """
 
@@ -38,7 +41,7 @@ class ConvResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_resblock(x)
+        return self.conv_resblock(for_convolution(x))
 
 
 class ConvPixelShuffle(nn.Module):

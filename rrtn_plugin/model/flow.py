@@ -20,6 +20,8 @@ from torchvision.models.optical_flow import raft_large
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 from torchvision.models.optical_flow.raft import RAFT
 
+from rrtn_plugin.model.layout import for_convolution
+
 RAFT_MIN_SIDE = 128
 """RAFT's coarsest correlation level is H/64 × W/64; below 128 px it degenerates (NaN flows)."""
 RAFT_MULTIPLE = 8
@@ -91,8 +93,7 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     so a frame in four pairs is encoded once instead of four times; the correlation pyramid
     (:class:`CorrelationPyramid`) and the refinement run per pair, the context's share of the
     refinement's gates is computed once (:class:`FixedContextGRU`), and only the final flow is
-    upsampled. On CPU, RAFT runs channels-last, the layout oneDNN's convolutions take without
-    reordering. The flows are torchvision RAFT's last predictions for the same pairs,
+    upsampled. RAFT's maps are laid out for convolution (:mod:`rrtn_plugin.model.layout`). The flows are torchvision RAFT's last predictions for the same pairs,
     within float rounding (< 1e-4 px).
 
     Args:
@@ -114,15 +115,14 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     if min(h, w) < RAFT_MIN_SIDE or h % RAFT_MULTIPLE or w % RAFT_MULTIPLE:
         raise ValueError(f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
                          f"{RAFT_MIN_SIDE}, got {h}x{w}")
-    layout = torch.channels_last if frames.device.type == "cpu" else torch.contiguous_format
-    images = raft_input(frames).contiguous(memory_format=layout)
+    images = for_convolution(raft_input(frames))
     used = sorted(set(first) | set(second))
     features = flow_net.feature_encoder(images[used])
     feature_of = {frame: i for i, frame in enumerate(used)}
     sources = sorted(set(first))
     context_of = {frame: i for i, frame in enumerate(sources)}
     context = flow_net.context_encoder(images[sources])[[context_of[a] for a in first]]
-    context = context.contiguous(memory_format=layout)
+    context = for_convolution(context)
     hidden_size = flow_net.update_block.hidden_state_size
     hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
     hidden, context = torch.tanh(hidden), F.relu(context)
@@ -134,7 +134,7 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     grus = [FixedContextGRU(gru, context) for gru in (update.recurrent_block.convgru1,
                                                       update.recurrent_block.convgru2)]
     coords0 = make_coords_grid(len(pairs), h // 8, w // 8).to(frames.device)
-    coords0 = coords0.contiguous(memory_format=layout)
+    coords0 = for_convolution(coords0)
     coords1 = coords0
     for _ in range(num_updates):
         motion = update.motion_encoder(coords1 - coords0, correlation.lookup(coords1))
