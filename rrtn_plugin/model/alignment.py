@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model.deform import sampled_deform_conv2d
-from rrtn_plugin.model.layout import for_convolution
+from rrtn_plugin.model.layout import cat_for_convolution
 
 
 class SecondOrderDeformableAlignment(nn.Module):
@@ -72,11 +72,13 @@ class SecondOrderDeformableAlignment(nn.Module):
         Returns:
             (N, C, H, W) aligned features.
         """
-        hidden = self.conv_offset[:-1](
-            for_convolution(torch.cat([condition, flow_n1, flow_n2], dim=1)))
+        hidden = self.conv_offset[:-1](cat_for_convolution([condition, flow_n1, flow_n2]))
         # The last conv predicts, per kernel point and group, a (dy, dx) residue o, then a mask.
         # As two convolutions each output stays under glibc's 32 MiB limit for reused memory at
         # 128×160 (one 432-channel map is 35 MB, mapped and page-faulted afresh at each call).
+        # Channels-first, because the DCN reads them a (group, point) plane at a time: 3 ms less
+        # per call at 128×160 than channels-last outputs, whose convolutions are 1.5 ms faster.
+        hidden = hidden.contiguous()
         last = self.conv_offset[-1]
         split = 2 * last.out_channels // 3
         mask = torch.sigmoid(F.conv2d(hidden, last.weight[split:], last.bias[split:], padding=1))
@@ -84,16 +86,15 @@ class SecondOrderDeformableAlignment(nn.Module):
         # times faster than tanh), the 2 of 2o taken into the weights (exact).
         sigmoid = torch.sigmoid(F.conv2d(hidden, 2 * last.weight[:split], 2 * last.bias[:split],
                                          padding=1))
+        n, _, h, w = sigmoid.shape
         # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
         # its flow plus its residues, laid out (frame, point·group, yx). Out of place: under
         # autocast the sum is promoted to the flows' fp32 (offsets of hundreds of pixels would
         # lose a quarter pixel in fp16 or bf16).
         m = self.max_residue_magnitude
         flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2) - m
-        if sigmoid.stride(1) == 1:  # channels-last: the flows too, for a sum in one pass
-            flows = flows.permute(0, 4, 5, 1, 2, 3).contiguous().permute(0, 3, 4, 5, 1, 2)
-        offset = torch.add(flows, sigmoid.unflatten(1, (2, split // 4, 2)), alpha=2 * m)
-        offset = offset.flatten(1, 3)
+        offset = torch.add(flows.contiguous(), sigmoid.view(n, 2, split // 4, 2, h, w),
+                           alpha=2 * m).view(n, split, h, w)
         kernel = self.kernel
         if kernel == "auto":
             kernel = "sampled" if feats.device.type == "cpu" else "torchvision"

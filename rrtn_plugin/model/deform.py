@@ -52,8 +52,8 @@ def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.T
     # grid_sample takes (x, y) pairs that index (W, H); sampling the transposed input lets the
     # grid be built straight from the (dy, dx) offsets, in one pass without reordering them.
     source = x.reshape(n * groups, c // groups, h, w).transpose(2, 3)
-    delta = offset.unflatten(1, (groups, points, 2)).permute(0, 1, 2, 4, 5, 3)
-    modulation = mask.unflatten(1, (groups, 1, points))
+    delta = offset.view(n, groups, points, 2, h, w).permute(0, 1, 2, 4, 5, 3)
+    modulation = mask.view(n, groups, 1, points, h, w)
     kernel = weight.reshape(c_out, c * points)
     # align_corners=True: -1 and 1 are the first and last pixel centres.
     scale = torch.tensor([2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)], dtype=x.dtype,

@@ -93,8 +93,9 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     so a frame in four pairs is encoded once instead of four times; the correlation pyramid
     (:class:`CorrelationPyramid`) and the refinement run per pair, the context's share of the
     refinement's gates is computed once (:class:`FixedContextGRU`), and only the final flow is
-    upsampled. RAFT's maps are laid out for convolution (:mod:`rrtn_plugin.model.layout`). The flows are torchvision RAFT's last predictions for the same pairs,
-    within float rounding (< 1e-4 px).
+    upsampled. RAFT's maps are laid out for convolution (:mod:`rrtn_plugin.model.layout`).
+    The flows are torchvision RAFT's last predictions for the same pairs, within float rounding
+    (< 1e-4 px).
 
     Args:
         flow_net: torchvision RAFT in eval mode, or :class:`DISFlow`.

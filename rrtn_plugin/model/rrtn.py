@@ -24,6 +24,7 @@ from torch import nn
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
 from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_flow_net, estimate_pair_flows
+from rrtn_plugin.model.layout import cat_for_convolution
 from rrtn_plugin.model.swin import SwinBackbone
 from rrtn_plugin.model.warp import flow_warp
 
@@ -193,7 +194,7 @@ class RRTN(nn.Module):
 
     def spatial_features(self, lq: torch.Tensor, noise_mask: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) frames and (N, 1, H, W) masks → (N, F, H, W) spatial features."""
-        return self.feat_extract(torch.cat([lq, noise_mask], dim=1))
+        return self.feat_extract(cat_for_convolution([lq, noise_mask]))
 
     def restore(self, lq: torch.Tensor, *, noise_mask: torch.Tensor, flows_forward: torch.Tensor,
                 flows_backward: torch.Tensor, spatial: list[torch.Tensor] | None = None,
@@ -280,7 +281,7 @@ class RRTN(nn.Module):
                 feat_prop = align(torch.cat([feat_prop, feat_n2], dim=1),
                                   torch.cat([cond_n1, current, cond_n2], dim=1), flow_n1, flow_n2)
             inputs = [current, *(earlier[b][idx] for b in earlier), feat_prop]
-            feat_prop = feat_prop + backbone(torch.cat(inputs, dim=1))
+            feat_prop = feat_prop + backbone(cat_for_convolution(inputs))
             visited.append(feat_prop)
             step()
         return visited[::-1] if backward else visited
@@ -288,7 +289,7 @@ class RRTN(nn.Module):
     def _reconstruct(self, lq: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """(B, C, H, W) frames and their 5 (B, F, H, W) feature maps (spatial, then each
         branch's) → (B, C, H, W) restored frames."""
-        x = self.reconstruction(torch.cat(features, dim=1))
+        x = self.reconstruction(cat_for_convolution(features))
         x = self.lrelu(self.upsample1(x))
         x = self.lrelu(self.upsample2(x))
         x = self.lrelu(self.conv_hr(x))
