@@ -6,9 +6,12 @@ slow spell of the machine hits all of them) and the best of ``--repeat`` kept:
 1. The forward on one clip (the golden 6 frames of 128×160 when ../shared is present), starting
    from the reference's arithmetic and switching the optimisations on one at a time: RAFT per
    clip (encoders once per frame, the context's share of the refinement gates once per pair,
-   the final flow only upsampled) instead of torchvision's RAFT per pair; window attention
-   with the bias added inside a batched matmul (SDPA on GPUs); the grid_sample deformable conv;
-   channels-last Swin convolutions; per-frame stages batched; ``torch.inference_mode``; and,
+   the final flow only upsampled, the correlation looked up with one matrix product per level)
+   instead of torchvision's RAFT per pair; window attention with the bias added inside a
+   batched matmul (SDPA on GPUs); the Swin linear layers as oneDNN 1×1 convolutions; the
+   grid_sample deformable conv; channels-last Swin convolutions; channels-last maps for the
+   other convolutions (RAFT, alignment, feature extraction, reconstruction); per-frame stages
+   batched; ``torch.inference_mode``; and,
    with ``--compile``, ``torch.compile``. Each line gives the time per frame, the speed-up over
    the line before and over the reference path, and the largest difference from its output.
 2. With ``--clip-frames F``: a whole clip of F frames, one pass, through the reference's schedule
@@ -38,10 +41,10 @@ import torch
 
 from rrtn_plugin.engine import RestoreOptions, restore_clip
 from rrtn_plugin.engine.device import tune_host_allocator
-from rrtn_plugin.model import RRTN, build_rrtn, load_rrtn, rrtn
+from rrtn_plugin.model import RRTN, build_rrtn, layout, load_rrtn, rrtn
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.flow import raft_input
-from rrtn_plugin.model.swin import SwinBackbone, WindowAttention
+from rrtn_plugin.model.swin import SwinBackbone, TokenLinear, WindowAttention
 from rrtn_plugin.samples import panning_clip
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared/golden/rrtn-public"
@@ -55,25 +58,30 @@ class Variant:
     label: str
     clip_flow: bool = False
     attention_kernel: bool = False
+    onednn_linear: bool = False
     sampled_deform: bool = False
     channels_last: bool = False
+    channels_last_convs: bool = False
     frame_batching: bool = False
     inference_mode: bool = False
     compiled: bool = False
 
 
-STEPS = [
-    Variant("reference path"),
-    Variant("+ RAFT per clip", clip_flow=True),
-    Variant("+ attention kernel", clip_flow=True, attention_kernel=True),
-    Variant("+ grid_sample DCN", clip_flow=True, attention_kernel=True, sampled_deform=True),
-    Variant("+ channels-last Swin", clip_flow=True, attention_kernel=True, sampled_deform=True,
-            channels_last=True),
-    Variant("+ frame batching", clip_flow=True, attention_kernel=True, sampled_deform=True,
-            channels_last=True, frame_batching=True),
-    Variant("+ inference_mode", clip_flow=True, attention_kernel=True, sampled_deform=True,
-            channels_last=True, frame_batching=True, inference_mode=True),
-]
+def _steps() -> list[Variant]:
+    """The reference path, then each optimisation switched on in turn, keeping the earlier."""
+    switches = [("+ RAFT per clip", "clip_flow"), ("+ attention kernel", "attention_kernel"),
+                ("+ oneDNN linear", "onednn_linear"), ("+ grid_sample DCN", "sampled_deform"),
+                ("+ channels-last Swin", "channels_last"),
+                ("+ channels-last convs", "channels_last_convs"),
+                ("+ frame batching", "frame_batching"), ("+ inference_mode", "inference_mode")]
+    steps, on = [Variant("reference path")], {}
+    for label, switch in switches:
+        on[switch] = True
+        steps.append(Variant(label, **on))
+    return steps
+
+
+STEPS = _steps()
 REFERENCE, OPTIMISED = STEPS[0], STEPS[-1]
 
 
@@ -86,7 +94,10 @@ def configure(model: RRTN, variant: Variant) -> None:
             module.kernel = "sampled" if variant.sampled_deform else "torchvision"
         elif isinstance(module, SwinBackbone):
             module.use_channels_last(variant.channels_last)
+        elif isinstance(module, TokenLinear):
+            module.as_convolution = variant.onednn_linear
     rrtn.FRAME_BATCH = FRAME_BATCH if variant.frame_batching else 1
+    layout.CHANNELS_LAST_ON_CPU = variant.channels_last_convs
 
 
 @contextlib.contextmanager

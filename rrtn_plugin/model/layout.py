@@ -14,10 +14,15 @@ from functools import reduce
 
 import torch
 
+CHANNELS_LAST_ON_CPU = True
+"""Whether CPU maps are laid out channels-last (``bench/speed.py`` turns it off to compare)."""
+
 
 def conv_layout(device: torch.device) -> torch.memory_format:
     """The layout of feature maps on ``device``: channels-last on CPU, the default elsewhere."""
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    if device.type == "cpu" and CHANNELS_LAST_ON_CPU:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def for_convolution(x: torch.Tensor) -> torch.Tensor:

@@ -75,11 +75,17 @@ class TokenLinear(nn.Linear):
     The tokens, viewed as a channels-last map, go to oneDNN's convolution instead of the BLAS
     matmul behind ``nn.Linear``: the same sums (bit-identical in float32 here), about twice as
     fast for these 64- and 128-channel layers on CPUs where that BLAS takes a generic path (MKL
-    on AMD). Other devices, and tokens that are not contiguous, keep ``nn.Linear``.
+    on AMD). Other devices, and tokens that are not contiguous, keep ``nn.Linear``, as does
+    ``as_convolution = False`` (benchmarks compare them).
     """
 
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.as_convolution = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not x.is_contiguous() or x.ndim < 2 or not x.numel():
+        if (not self.as_convolution or x.device.type != "cpu" or not x.is_contiguous()
+                or x.ndim < 2 or not x.numel()):
             return super().forward(x)
         leading = x.shape[:-1]
         rows = x.shape[0] if x.ndim > 2 else 1
@@ -135,18 +141,23 @@ class WindowAttention(nn.Module):
         d = c // heads
         qkv = self.qkv(x).view(bw, n, 3, heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B·nW, heads, S², C/heads)
-        if bw != windows:  # the fused kernels take 4-D tensors only: one bias per window
-            bias = bias.expand(bw // windows, -1, -1, -1, -1).reshape(bw, heads, n, n)
         bias = bias.to(q.dtype)
         kernel = self.kernel
         if kernel == "auto":
             kernel = "baddbmm" if x.device.type == "cpu" else "sdpa"
         if kernel == "baddbmm":
             q, k, v = qkv.reshape(3, bw * heads, n, d).unbind(0)
-            logits = torch.baddbmm(bias.reshape(bw * heads, n, n), q, k.transpose(1, 2),
-                                   alpha=self.scale)
+            if bw == windows:  # a bias per window: added inside the first matmul
+                logits = torch.baddbmm(bias.reshape(bw * heads, n, n), q, k.transpose(1, 2),
+                                       alpha=self.scale)
+            else:  # a bias shared by several windows: added in place, not copied per window
+                logits = torch.bmm(q * self.scale, k.transpose(1, 2))
+                logits.view(-1, windows, heads, n, n).add_(bias)
             out = torch.bmm(logits.softmax(dim=-1), v).view(bw, heads, n, d)
-        elif kernel == "sdpa":
+            return self.proj(out.transpose(1, 2).reshape(bw, n, c))
+        if bw != windows:  # the fused kernels take 4-D tensors only: one bias per window
+            bias = bias.expand(bw // windows, -1, -1, -1, -1).reshape(bw, heads, n, n)
+        if kernel == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         else:
             out = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
