@@ -120,6 +120,12 @@ def test_correlation_pyramid_equals_torchvisions_corr_block() -> None:
     assert scale > 1.0
     # grid coordinates rounded in another order: bilinear values a few ulps of the scale apart
     assert (got - expected).abs().max().item() < 1e-5 * scale
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # positions stay float32, as theirs do
+        block.build_pyramid(first, second)
+        expected = block.index_pyramid(centroids_coords=coords)
+        got = CorrelationPyramid(first, second, levels=block.num_levels,
+                                 radius=block.radius).lookup(coords)
+    assert (got.float() - expected.float()).abs().max().item() < 1e-5 * scale
     with pytest.raises(ValueError, match="too small for 4 levels"):
         CorrelationPyramid(first[..., :8], second[..., :8], levels=4, radius=4)
 

@@ -187,15 +187,19 @@ class CorrelationPyramid:
             self.scales.append(torch.diag(2 / size / 2**level).repeat(1, side * side))
 
     def lookup(self, coords: torch.Tensor) -> torch.Tensor:
-        """Bilinear correlation values around ``coords`` (P, 2, h, w), zero outside the map."""
+        """Bilinear correlation values around ``coords`` (P, 2, h, w), zero outside the map.
+
+        The sampling positions stay float32 under autocast, as torchvision's do.
+        """
         p, _, h, w = coords.shape
-        points = coords.permute(0, 2, 3, 1).reshape(p * h * w, 2)
+        points = coords.float().permute(0, 2, 3, 1).reshape(p * h * w, 2)
+        with torch.autocast(coords.device.type, enabled=False):
+            grids = [torch.addmm(table, points, scale).view(-1, self.side, self.side, 2)
+                     for scale, table in zip(self.scales, self.tables, strict=True)]
         windows = [
-            F.grid_sample(volume, torch.addmm(table, points, scale).view(-1, self.side,
-                                                                          self.side, 2),
-                          mode="bilinear", padding_mode="zeros",
+            F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=True).view(p, h, w, -1)
-            for volume, scale, table in zip(self.levels, self.scales, self.tables, strict=True)
+            for volume, grid in zip(self.levels, grids, strict=True)
         ]
         return torch.cat(windows, dim=-1).permute(0, 3, 1, 2)
 
