@@ -11,9 +11,9 @@ slow spell of the machine hits all of them) and the best of ``--repeat`` kept:
    batched matmul (SDPA on GPUs); the Swin linear layers as oneDNN 1×1 convolutions; the
    grid_sample deformable conv; channels-last Swin convolutions; channels-last maps for the
    other convolutions (RAFT, alignment, feature extraction, reconstruction); per-frame stages
-   batched; ``torch.inference_mode``; and,
-   with ``--compile``, ``torch.compile``. Each line gives the time per frame, the speed-up over
-   the line before and over the reference path, and the largest difference from its output.
+   batched; ``torch.inference_mode``; and, with ``--compile``, ``torch.compile``. Each line
+   gives the time per frame, the speed-up over the line before and over the reference path,
+   and the largest difference from its output.
 2. With ``--clip-frames F``: a whole clip of F frames, one pass, through the reference's schedule
    (windows every ``stride`` frames until one reaches the end, each through the unoptimised
    forward, which estimates flow again in every window; restore.py's defaults, 15-frame windows

@@ -154,13 +154,13 @@ class WindowAttention(nn.Module):
                 logits = torch.bmm(q * self.scale, k.transpose(1, 2))
                 logits.view(-1, windows, heads, n, n).add_(bias)
             out = torch.bmm(logits.softmax(dim=-1), v).view(bw, heads, n, d)
-            return self.proj(out.transpose(1, 2).reshape(bw, n, c))
-        if bw != windows:  # the fused kernels take 4-D tensors only: one bias per window
-            bias = bias.expand(bw // windows, -1, -1, -1, -1).reshape(bw, heads, n, n)
-        if kernel == "sdpa":
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         else:
-            out = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
+            if bw != windows:  # the fused kernels take 4-D tensors only: one bias per window
+                bias = bias.expand(bw // windows, -1, -1, -1, -1).reshape(bw, heads, n, n)
+            if kernel == "sdpa":
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+            else:
+                out = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
