@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from rrtn_plugin.aovs import Aov
 from rrtn_plugin.cli import load_models
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.farm.chunks import plan_chunks
-from rrtn_plugin.io.image import read_pixels, write_image
-from rrtn_plugin.job import JobSettings, restore_sequence
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_pixels, write_image
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
+from rrtn_plugin.synth.samples import panning_clip
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import torch
 
 from rrtn_plugin.engine.device import PRECISIONS, autocast, tune_host_allocator
 from rrtn_plugin.model import RRTN, build_rrtn, load_rrtn
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.synth.samples import panning_clip
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared/golden/rrtn-public"
 

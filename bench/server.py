@@ -22,16 +22,16 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.client import Client
+from rrtn_plugin.client.library import Client
 from rrtn_plugin.color import Converter, load_config, working_colorspace
 from rrtn_plugin.engine import RestoreOptions
-from rrtn_plugin.io.image import write_image
-from rrtn_plugin.job import JobSettings, restore_sequence
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import write_image
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import build_rrtn, load_rrtn
-from rrtn_plugin.samples import panning_clip
 from rrtn_plugin.server.app import start_server
-from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+from rrtn_plugin.server.service import RestoreService, ServedModel, ServiceLimits
+from rrtn_plugin.synth.samples import panning_clip
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared/golden/rrtn-public/checkpoint.pth"
 LINEAR = "Linear Rec.709 (sRGB)"

@@ -45,7 +45,7 @@ from rrtn_plugin.model import RRTN, build_rrtn, layout, load_rrtn, rrtn
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.flow import raft_input
 from rrtn_plugin.model.swin import SwinBackbone, TokenLinear, WindowAttention
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.synth.samples import panning_clip
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared/golden/rrtn-public"
 FRAME_BATCH = rrtn.FRAME_BATCH

@@ -21,7 +21,7 @@ from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model import RRTNConfig
 from rrtn_plugin.model.deform import sampled_deform_conv2d
-from rrtn_plugin.training import SMALL_CONFIG, TrainProgress, TrainSettings, train
+from rrtn_plugin.training.train import SMALL_CONFIG, TrainProgress, TrainSettings, train
 
 
 def time_dcn(kernel: str, *, batch: int, channels: int, groups: int, side: int,

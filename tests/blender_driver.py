@@ -18,7 +18,7 @@ def main(extension: str, plate: str, first: int, last: int, handles: int, out: s
         filepath=extension, repo="user_default", enable_on_install=True)
     rrtn_restore = sys.modules["bl_ext.user_default.rrtn_restore"]
     report = {"version": list(bpy.app.version), "installed": sorted(installed),
-              "client_from": sys.modules["rrtn_plugin.client"].__file__}
+              "client_from": sys.modules["rrtn_plugin.client.library"].__file__}
     scene = bpy.context.scene
     tree = rrtn_restore.compositor_tree(scene)
     image = bpy.data.images.load(plate, check_existing=False)

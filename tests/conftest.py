@@ -67,7 +67,7 @@ def bundled_server() -> Iterator[str]:
     """A real server on loopback offering the bundled model (as ``rrtn-plugin serve`` does),
     for the host adapters' tests; yields its address."""
     from rrtn_plugin.server.app import start_server
-    from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+    from rrtn_plugin.server.service import RestoreService, ServedModel, ServiceLimits
     from rrtn_plugin.weights import PASSES, load_bundled
 
     first, second = load_bundled()

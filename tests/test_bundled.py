@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rrtn_plugin.engine import RestoreOptions
-from rrtn_plugin.evaluate import evaluate, held_out_clips, median_method, model_method
-from rrtn_plugin.footage import HELD_OUT_STILLS
 from rrtn_plugin.model import read_metadata
-from rrtn_plugin.quality import psnr
+from rrtn_plugin.synth.footage import HELD_OUT_STILLS
+from rrtn_plugin.training.evaluate import evaluate, held_out_clips, median_method, model_method
+from rrtn_plugin.training.quality import psnr
 from rrtn_plugin.weights import bundled_path, load_bundled
 
 MIN_GAIN_DB = 3.0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rrtn_plugin.cli import main
-from rrtn_plugin.io.image import read_pixels
+from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.model import build_identity_rrtn
 
 

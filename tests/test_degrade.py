@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from rrtn_plugin.cli import main
-from rrtn_plugin.degrade import DamageParams, degrade_clip, sample_damage
-from rrtn_plugin.degrade.files import degrade_sequence
 from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.io.image import read_pixels, write_image
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.frames.image import read_pixels, write_image
+from rrtn_plugin.synth import DamageParams, degrade_clip, sample_damage
+from rrtn_plugin.synth.damage_files import degrade_sequence
+from rrtn_plugin.synth.samples import panning_clip
 
 NONE = DamageParams(dust_per_mpx=0, hairs_per_frame=0, scratches=0, flicker=0,
                     contrast_flicker=0, fade=1, grain=0, blur=0, jpeg_quality=0)

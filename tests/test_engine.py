@@ -17,7 +17,7 @@ from rrtn_plugin.engine.device import cpu_has_bf16
 from rrtn_plugin.engine.flows import estimate_flows, flow_size
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN, build_rrtn
-from rrtn_plugin.samples import panning_clip as moving_clip
+from rrtn_plugin.synth.samples import panning_clip as moving_clip
 
 ONE_PASS = RestoreOptions(max_passes=1)
 
@@ -191,7 +191,7 @@ import json, torch
 from rrtn_plugin.engine import RestoreOptions, restore_clip
 from rrtn_plugin.engine.device import cpu_has_bf16
 from rrtn_plugin.model import RRTNConfig, build_rrtn
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.synth.samples import panning_clip
 if not cpu_has_bf16():
     print(json.dumps(None))
     raise SystemExit

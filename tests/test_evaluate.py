@@ -11,7 +11,16 @@ import pytest
 import torch
 
 from rrtn_plugin.cli import main
-from rrtn_plugin.evaluate import (
+from rrtn_plugin.frames.image import write_image
+from rrtn_plugin.frames.sequence import parse_pattern
+from rrtn_plugin.synth.footage import (
+    HELD_OUT_STILLS,
+    TRAINING_STILLS,
+    camera_clip,
+    load_still,
+)
+from rrtn_plugin.synth.samples import panning_clip
+from rrtn_plugin.training.evaluate import (
     EvalClip,
     MethodOutput,
     evaluate,
@@ -22,16 +31,7 @@ from rrtn_plugin.evaluate import (
     sequence_pair,
     temporal_median,
 )
-from rrtn_plugin.footage import (
-    HELD_OUT_STILLS,
-    TRAINING_STILLS,
-    camera_clip,
-    load_still,
-)
-from rrtn_plugin.io.image import write_image
-from rrtn_plugin.io.sequence import parse_pattern
-from rrtn_plugin.quality import clip_motion, mask_scores, psnr, ssim, warp_error
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.training.quality import clip_motion, mask_scores, psnr, ssim, warp_error
 
 
 def test_psnr_and_ssim_known_values() -> None:

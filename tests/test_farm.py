@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from test_job import exr_sequence
 
-from rrtn_plugin.aovs import Aov
 from rrtn_plugin.cli import main
 from rrtn_plugin.engine import ClipSession, RestoreOptions
 from rrtn_plugin.engine.clip import one_call_cache
@@ -23,8 +22,9 @@ from rrtn_plugin.engine.windows import frames_read, plan_windows
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.farm.chunks import plan_chunks
 from rrtn_plugin.farm.openjd import FarmJob, job_template
-from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.weights import load_bundled
 

@@ -17,7 +17,7 @@ from rrtn_plugin.model.flow import (
     raft_input,
 )
 from rrtn_plugin.model.warp import flow_warp
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.synth.samples import panning_clip
 
 DIS_CONFIG = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
                         deform_groups=2, extract_blocks=1, reconstruct_blocks=1,

@@ -24,7 +24,7 @@ import pytest
 from test_job import exr_sequence
 from test_remote import bundled_reference
 
-from rrtn_plugin.io.image import read_pixels
+from rrtn_plugin.frames.image import read_pixels
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

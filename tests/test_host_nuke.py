@@ -16,8 +16,8 @@ import pytest
 from test_job import exr_sequence
 from test_remote import bundled_reference
 
-from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.remote import RECORD
+from rrtn_plugin.client.host_job import RECORD
+from rrtn_plugin.frames.image import read_pixels
 
 HERE = Path(__file__).resolve().parent
 NUKE_HOST = HERE.parent / "hosts" / "nuke"

@@ -11,7 +11,7 @@ import pytest
 from test_job import exr_sequence
 from test_remote import bundled_reference
 
-from rrtn_plugin.io.image import read_pixels
+from rrtn_plugin.frames.image import read_pixels
 
 HERE = Path(__file__).resolve().parent
 START = 86400  # 01:00:00:00 at 24 fps

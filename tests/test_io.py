@@ -12,10 +12,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from rrtn_plugin.atomic import atomic_output, remove_stale_temporaries
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io import atomic_output, remove_stale_temporaries
-from rrtn_plugin.io.image import quantize_for, read_info, read_pixels, write_image
-from rrtn_plugin.io.sequence import parse_frames, parse_pattern
+from rrtn_plugin.frames.image import quantize_for, read_info, read_pixels, write_image
+from rrtn_plugin.frames.sequence import parse_frames, parse_pattern
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path: Path) -> None:
     # A writer killed mid-write (SIGKILL: no clean-up runs) leaves its temporary file.
     child = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from rrtn_plugin.io import atomic_output, remove_stale_temporaries\n"
+        "from rrtn_plugin.atomic import atomic_output, remove_stale_temporaries\n"
         f"with atomic_output({str(tmp_path / 'frame.0001.exr')!r}) as tmp:\n"
         "    tmp.write_bytes(b'half a frame'); print(tmp.name, flush=True); time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True)

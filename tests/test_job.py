@@ -15,8 +15,8 @@ import pytest
 from rrtn_plugin.cli import main
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.image import read_pixels, write_image
-from rrtn_plugin.job import JobSettings, restore_sequence
+from rrtn_plugin.frames.image import read_pixels, write_image
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import load_rrtn
 
 FAST = ["--device", "cpu", "--max-passes", "1"]

@@ -1,4 +1,4 @@
-"""What every host adapter shares (rrtn_plugin.remote), against a real server."""
+"""What every host adapter shares (rrtn_plugin.client.host_job), against a real server."""
 
 from __future__ import annotations
 
@@ -11,12 +11,7 @@ import numpy as np
 import pytest
 from test_job import exr_sequence
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.engine import RestoreOptions
-from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
-from rrtn_plugin.remote import (
+from rrtn_plugin.client.host_job import (
     RECORD,
     HostSettings,
     JobThread,
@@ -27,6 +22,11 @@ from rrtn_plugin.remote import (
     run_job,
     server_choices,
 )
+from rrtn_plugin.engine import RestoreOptions
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.weights import load_bundled
 
 SIZE = (64, 48)

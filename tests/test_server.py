@@ -16,16 +16,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from test_job import exr_sequence
 
-from rrtn_plugin.aovs import Aov
-from rrtn_plugin.client import Cancel, Client, ServerError, frame_path, sequence_pattern
+from rrtn_plugin.client.library import Cancel, Client, ServerError, frame_path, sequence_pattern
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.job import JobSettings, restore_sequence
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.server.app import ServerSecurity, is_loopback, start_server
-from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+from rrtn_plugin.server.service import RestoreService, ServedModel, ServiceLimits
 
 SETTINGS = {"window": 6, "overlap": 3, "max_passes": 2, "stop_psnr": 100.0}
 AOVS = ["mask", "repair", "motion"]
@@ -247,7 +247,7 @@ def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, cal
     address, service = server
     with Client(address) as client, pytest.raises(ServerError) as info:  # noqa: PT012
         if call == "unknown session":
-            from rrtn_plugin.client import Session
+            from rrtn_plugin.client.library import Session
 
             Session(client, "nope", 1, 2).close()
         elif call == "frames outside":
@@ -392,7 +392,7 @@ def test_client_needs_only_grpc_protobuf_numpy() -> None:
                "safetensors"]
     code = ("import sys\n"
             f"for name in {blocked!r}: sys.modules[name] = None\n"
-            "import rrtn_plugin.client as c\n"
+            "import rrtn_plugin.client.library as c\n"
             "print(c.frame_path('/a/s.####.exr', 7), c.frame_path('/a/s.%03d.exr', 7))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -11,7 +11,7 @@ from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache, restore_c
 from rrtn_plugin.engine.memory import window_fits
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN
-from rrtn_plugin.samples import panning_clip
+from rrtn_plugin.synth.samples import panning_clip
 
 OPTIONS = RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu")
 

@@ -11,10 +11,10 @@ import torch
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.io.image import write_image
-from rrtn_plugin.io.sequence import parse_pattern
+from rrtn_plugin.frames.image import write_image
+from rrtn_plugin.frames.sequence import parse_pattern
 from rrtn_plugin.model import RRTNConfig, load_rrtn, read_metadata
-from rrtn_plugin.training import TrainProgress, TrainSettings, cosine_lr, train
+from rrtn_plugin.training.train import TrainProgress, TrainSettings, cosine_lr, train
 
 TINY = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
                   deform_groups=2, extract_blocks=1, reconstruct_blocks=1, flow_source="dis")

@@ -6,7 +6,7 @@ they are), restores it on the server from a worker thread (``nuke.ProgressTask``
 and cancels), and points the Group's Read at the restored frames: exactly the requested range,
 with the AOVs as layers (``rrtn_mask.Y``). Results live in a folder keyed by the input (the
 upstream nodes' knobs and files) and the settings, so pressing Restore again with nothing
-changed does no work. Everything that is not Nuke's API is in :mod:`rrtn_plugin.remote`.
+changed does no work. Everything that is not Nuke's API is in :mod:`rrtn_plugin.client.host_job`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import nuke
 
-from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.remote import (
+from rrtn_plugin.client.host_job import (
     HostSettings,
     JobResult,
     JobThread,
@@ -29,6 +28,7 @@ from rrtn_plugin.remote import (
     finished_result,
     server_choices,
 )
+from rrtn_plugin.errors import RRTNError
 
 SERVER_DEFAULT_MODEL = "(server default)"
 AOVS = ("mask", "repair", "motion")

@@ -11,7 +11,7 @@ context stays inside the clip, so no other shot leaks in). It renders that range
 to EXR (half float, ZIP) with a render job, restores it on the rrtn-plugin server, imports
 exactly the requested frames into the media-pool bin "RRTN", attaches the damage mask as the
 clip's matte, and with ``--append`` lays the result on a new video track above the original.
-Everything that is not Resolve's API is in :mod:`rrtn_plugin.remote`.
+Everything that is not Resolve's API is in :mod:`rrtn_plugin.client.host_job`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.remote import (
+from rrtn_plugin.client.host_job import (
     HostSettings,
     JobResult,
     JobThread,
@@ -34,6 +33,7 @@ from rrtn_plugin.remote import (
     default_cache_root,
     files_identity,
 )
+from rrtn_plugin.errors import ErrorKind, RRTNError
 
 if TYPE_CHECKING:
     from fusionscript import (

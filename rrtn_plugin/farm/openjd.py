@@ -26,9 +26,9 @@ from openjd.model import (
     preprocess_job_parameters,
 )
 
+from rrtn_plugin.atomic import atomic_output
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.farm.chunks import Chunk
-from rrtn_plugin.io.atomic import atomic_output
 
 SPECIFICATION = "jobtemplate-2023-09"
 MODEL_PARAMETERS = {"--model": "Model", "--model-second": "ModelSecond"}

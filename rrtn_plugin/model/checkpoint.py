@@ -27,8 +27,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from rrtn_plugin.atomic import atomic_output
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.atomic import atomic_output
 from rrtn_plugin.model.rrtn import RRTN, RRTNConfig, build_rrtn
 from rrtn_plugin.model.swin import relative_position_index
 

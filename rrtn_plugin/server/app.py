@@ -22,12 +22,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rrtn_plugin.client import DEFAULT_ADDRESS
 from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.protocol.framing import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
+from rrtn_plugin.server.service import RestoreService
 from rrtn_plugin.server.servicer import Servicer
-from rrtn_plugin.service import RestoreService
 
 log = logging.getLogger("rrtn_plugin.server")
 
@@ -125,8 +125,8 @@ def start_server(service: RestoreService, *, address: str = DEFAULT_ADDRESS,
     interceptors = [TokenInterceptor(security.token)] if security.token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
                          interceptors=interceptors,
-                         options=[("grpc.max_receive_message_length", 4 << 20),
-                                  ("grpc.max_send_message_length", 4 << 20)])
+                         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     pb_grpc.add_RestorerServicer_to_server(Servicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -19,16 +19,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-import numpy as np
 
 from rrtn_plugin import __version__
-from rrtn_plugin.aovs import Aov, parse_aovs
 from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine import Progress, RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.frames.aovs import Aov, parse_aovs
+from rrtn_plugin.protocol.framing import (
+    MAX_CHUNK_BYTES,
+    MAX_MESSAGE_BYTES,
+    FrameAssembler,
+    frame_chunks,
+    raw_payload,
+    raw_pixels,
+)
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
-from rrtn_plugin.service import (
+from rrtn_plugin.server.service import (
     RawFrame,
     RestoreService,
     SessionSpec,
@@ -38,10 +45,6 @@ from rrtn_plugin.service import (
 )
 
 log = logging.getLogger("rrtn_plugin.server")
-
-CHUNK_BYTES = 1 << 20
-"""Frame data per message: 1 MiB was the fastest on loopback; gRPC rejects 4 MiB messages."""
-MAX_CHUNK_BYTES = 3 << 20
 
 STATUS = {
     ErrorKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -141,7 +144,7 @@ class Servicer(pb_grpc.RestorerServicer):
                               else ["fp32"]),
             ],
             limits=pb.Limits(
-                max_chunk_bytes=MAX_CHUNK_BYTES, max_message_bytes=4 << 20,
+                max_chunk_bytes=MAX_CHUNK_BYTES, max_message_bytes=MAX_MESSAGE_BYTES,
                 memory_budget_bytes=service.memory_budget,
                 max_sessions=service.limits.max_sessions,
                 session_idle_timeout_seconds=service.limits.idle_timeout,
@@ -284,71 +287,38 @@ def _messages(item: Any) -> Iterator[pb.RestoreResponse]:
             seconds=item.seconds, nonfinite_frames=item.nonfinite_frames))
     else:
         frame, layer, data = item
-        for chunk in chunks(frame, data, layer=layer):
+        if isinstance(data, RawFrame):
+            payload, layout = raw_payload(data.pixels, data.channels)
+            messages = frame_chunks(frame, payload, encoding=pb.FRAME_ENCODING_RAW, raw=layout)
+        else:
+            messages = frame_chunks(frame, data, encoding=pb.FRAME_ENCODING_FILE, layer=layer)
+        for chunk in messages:
             yield pb.RestoreResponse(frame=chunk)
 
 
-def chunks(frame: int, data: bytes | RawFrame, *, layer: str = "") -> Iterator[pb.FrameChunk]:
-    """A frame's data as FrameChunk messages of at most :data:`CHUNK_BYTES`."""
-    if isinstance(data, RawFrame):
-        payload = np.ascontiguousarray(data.pixels, dtype="<f4").tobytes()
-        height, width, _ = data.pixels.shape
-        first = {"encoding": pb.FRAME_ENCODING_RAW,
-                 "raw": pb.RawLayout(width=width, height=height, channels=data.channels)}
-    else:
-        payload = data
-        first = {"encoding": pb.FRAME_ENCODING_FILE}
-    for offset in range(0, max(len(payload), 1), CHUNK_BYTES):
-        extra = first if offset == 0 else {}
-        yield pb.FrameChunk(frame=frame, layer=layer, total_bytes=len(payload), offset=offset,
-                            data=payload[offset:offset + CHUNK_BYTES], **extra)
-
-
-def _receive_frames(requests: Iterator[pb.RestoreRequest],
-                    expected: set[int]) -> Iterator[tuple[int, str, bytes | RawFrame]]:
+def _receive_frames(requests: Iterator[pb.RestoreRequest], expected: set[int]
+                    ) -> Iterator[tuple[int, str, bytes | RawFrame]]:
     """Assemble the sent frames' chunks; yields (frame, hash, data) as each completes."""
-    parts: dict[int, list[bytes]] = {}
-    heads: dict[int, pb.FrameChunk] = {}
-    sizes: dict[int, int] = {}
+    assembler = FrameAssembler()
     while expected:
         request = next(requests, None)
         if request is None:
             raise RRTNError(f"the client stopped sending before frames {sorted(expected)[:10]}")
         if request.WhichOneof("item") != "frame":
             raise RRTNError("only FrameChunk messages may follow a RestoreStart")
-        chunk = request.frame
-        if chunk.frame not in expected:
-            raise RRTNError(f"frame {chunk.frame} was not asked for (or was sent twice)")
-        if len(chunk.data) > MAX_CHUNK_BYTES:
-            raise RRTNError(f"frame {chunk.frame}: chunk of {len(chunk.data)} bytes is larger "
-                            f"than {MAX_CHUNK_BYTES}")
-        if chunk.offset == 0:
-            heads[chunk.frame] = chunk
-            parts[chunk.frame] = []
-            sizes[chunk.frame] = 0
-        if chunk.frame not in heads or chunk.offset != sizes[chunk.frame]:
-            raise RRTNError(f"frame {chunk.frame}: chunk at offset {chunk.offset} is out of order")
-        parts[chunk.frame].append(chunk.data)
-        sizes[chunk.frame] += len(chunk.data)
-        head = heads[chunk.frame]
-        if sizes[chunk.frame] < head.total_bytes:
+        if request.frame.frame not in expected:
+            raise RRTNError(f"frame {request.frame.frame} was not asked for (or was sent twice)")
+        whole = assembler.add(request.frame)
+        if whole is None:
             continue
-        if sizes[chunk.frame] > head.total_bytes:
-            raise RRTNError(f"frame {chunk.frame}: more data than its total_bytes")
-        payload = b"".join(parts.pop(chunk.frame))
-        expected.discard(chunk.frame)
-        yield chunk.frame, head.content_hash, _decode(chunk.frame, head, payload)
+        head, payload = whole
+        expected.discard(head.frame)
+        yield head.frame, head.content_hash, _decode(head, payload)
 
 
-def _decode(frame: int, head: pb.FrameChunk, payload: bytes) -> bytes | RawFrame:
+def _decode(head: pb.FrameChunk, payload: bytes) -> bytes | RawFrame:
     if head.encoding == pb.FRAME_ENCODING_RAW:
-        layout = head.raw
-        shape = (layout.height, layout.width, len(layout.channels))
-        if len(payload) != 4 * shape[0] * shape[1] * shape[2]:
-            raise RRTNError(f"frame {frame}: {len(payload)} bytes of raw data do not make "
-                            f"{shape} float32 pixels")
-        pixels = np.frombuffer(payload, dtype="<f4").reshape(shape).astype(np.float32)
-        return RawFrame(pixels, tuple(layout.channels))
+        return RawFrame(raw_pixels(head.frame, head.raw, payload), tuple(head.raw.channels))
     if head.encoding != pb.FRAME_ENCODING_FILE:
-        raise RRTNError(f"frame {frame}: encoding must be FILE or RAW")
+        raise RRTNError(f"frame {head.frame}: encoding must be FILE or RAW")
     return payload

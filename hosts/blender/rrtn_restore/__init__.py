@@ -7,7 +7,7 @@ server from a worker thread (modal: progress in the status bar, Esc cancels; blo
 run from a script or in the background), then adds a node group whose inner Image node reads
 the restored frames (exactly the chosen range, at the same scene frames) with outputs ``Image``
 and one per AOV (``rrtn_mask`` …). When the source was an Image node, its links now come from
-the restored node. Everything that is not Blender's API is in :mod:`rrtn_plugin.remote`.
+the restored node. Everything that is not Blender's API is in :mod:`rrtn_plugin.client.host_job`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from typing import Any, Literal
 
 import bpy
 
-from rrtn_plugin.client import frame_path, sequence_pattern
-from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.remote import (
+from rrtn_plugin.client.host_job import (
     HostSettings,
     JobResult,
     JobThread,
@@ -31,6 +29,8 @@ from rrtn_plugin.remote import (
     files_identity,
     run_job,
 )
+from rrtn_plugin.client.library import frame_path, sequence_pattern
+from rrtn_plugin.errors import RRTNError
 
 COLORSPACES = {"Linear Rec.709": "lin_rec709", "Linear": "lin_rec709", "sRGB": "srgb_tx",
                "ACEScg": "ACEScg", "ACES2065-1": "ACES2065-1", "Linear Rec.2020": "lin_rec2020",

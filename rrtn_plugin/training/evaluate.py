@@ -2,7 +2,7 @@
 
 :func:`held_out_clips` films the held-out stills (never used in training) with a synthetic
 camera and damages them; :func:`sequence_pair` reads a user's damaged and clean sequences.
-:func:`evaluate` runs each method on each clip and scores it with :mod:`rrtn_plugin.quality`:
+:func:`evaluate` runs each method on each clip and scores it with :mod:`.quality`:
 PSNR, SSIM, warp error (temporal flicker), and the precision and recall of the pixels the method
 changed by more than ``CHANGED`` against the true damage mask.
 
@@ -21,18 +21,18 @@ from functools import cached_property
 
 import torch
 
-from rrtn_plugin.degrade import degrade_clip
 from rrtn_plugin.engine import RestoreOptions, restore_clip
 from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.footage import HELD_OUT_STILLS, camera_clip, load_still
-from rrtn_plugin.io.image import read_pixels
-from rrtn_plugin.io.sequence import FramePattern
-from rrtn_plugin.job import check_headers
+from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.frames.pipeline import FramePipeline
+from rrtn_plugin.frames.plan import check_headers
+from rrtn_plugin.frames.sequence import FramePattern
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.model.flow import DISFlow
 from rrtn_plugin.model.warp import flow_warp
-from rrtn_plugin.pipeline import FramePipeline
-from rrtn_plugin.quality import (
+from rrtn_plugin.synth import degrade_clip
+from rrtn_plugin.synth.footage import HELD_OUT_STILLS, camera_clip, load_still
+from rrtn_plugin.training.quality import (
     MaskScores,
     clip_motion,
     inside_frame,

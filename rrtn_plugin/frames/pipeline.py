@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rrtn_plugin.aovs import CHANNELS, Aov, aov_planes
 from rrtn_plugin.color import (
     ColorMode,
     Converter,
@@ -25,9 +24,10 @@ from rrtn_plugin.color import (
     network_input,
 )
 from rrtn_plugin.color import working_colorspace as find_working_colorspace
-from rrtn_plugin.io.image import ImageInfo, read_pixels, write_image
-from rrtn_plugin.io.memory import encode_image
-from rrtn_plugin.io.sequence import FramePattern
+from rrtn_plugin.frames.aovs import CHANNELS, Aov, aov_planes
+from rrtn_plugin.frames.image import ImageInfo, read_pixels, write_image
+from rrtn_plugin.frames.image_bytes import encode_image
+from rrtn_plugin.frames.sequence import FramePattern
 
 INTEGER_BITS = {"dpx": 10, "png": 16, "tif": 16, "tiff": 16}
 EXR_COMPRESSIONS = {"none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"}

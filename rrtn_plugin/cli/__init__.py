@@ -26,15 +26,23 @@ from typing import TextIO
 import torch
 
 from rrtn_plugin import __version__
-from rrtn_plugin.aovs import parse_aovs
-from rrtn_plugin.client import DEFAULT_ADDRESS
+from rrtn_plugin.cli.demo import run_demo
 from rrtn_plugin.color import ColorMode
-from rrtn_plugin.degrade.files import degrade_sequence
-from rrtn_plugin.demo import run_demo
 from rrtn_plugin.engine import Progress, RestoreOptions
 from rrtn_plugin.engine.device import compile_models, resolve_device
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.evaluate import (
+from rrtn_plugin.farm.chunks import plan_chunks
+from rrtn_plugin.farm.openjd import FarmJob, parameter_values, write_bundle
+from rrtn_plugin.frames.aovs import parse_aovs
+from rrtn_plugin.frames.image import read_info
+from rrtn_plugin.frames.plan import plan_frames
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
+from rrtn_plugin.frames.sequence import parse_frames, parse_pattern
+from rrtn_plugin.model import RRTN, load_rrtn, read_metadata
+from rrtn_plugin.model.flow import FLOW_SOURCES
+from rrtn_plugin.protocol.framing import DEFAULT_ADDRESS
+from rrtn_plugin.synth.damage_files import degrade_sequence
+from rrtn_plugin.training.evaluate import (
     clean_warp_error,
     evaluate,
     format_table,
@@ -44,14 +52,7 @@ from rrtn_plugin.evaluate import (
     model_method,
     sequence_pair,
 )
-from rrtn_plugin.farm.chunks import plan_chunks
-from rrtn_plugin.farm.openjd import FarmJob, parameter_values, write_bundle
-from rrtn_plugin.io.image import read_info
-from rrtn_plugin.io.sequence import parse_frames, parse_pattern
-from rrtn_plugin.job import JobSettings, plan_frames, restore_sequence
-from rrtn_plugin.model import RRTN, load_rrtn, read_metadata
-from rrtn_plugin.model.flow import FLOW_SOURCES
-from rrtn_plugin.training import (
+from rrtn_plugin.training.train import (
     LOSSES,
     PAPER_CONFIG,
     SMALL_CONFIG,
@@ -225,7 +226,7 @@ def cmd_farm_openjd(args: argparse.Namespace) -> int:
 
 def restore_through_server(args: argparse.Namespace) -> int:
     """``restore --server``: the same job run by a server, through the client library."""
-    from rrtn_plugin.client import Client, ServerError
+    from rrtn_plugin.client.library import Client, ServerError
 
     inp = parse_pattern(args.input, must_exist=True)
     plan = plan_frames(inp, parse_frames(args.frames) if args.frames else None, args.handles)
@@ -262,7 +263,7 @@ def restore_through_server(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from rrtn_plugin.server.app import ServerSecurity, start_server
-    from rrtn_plugin.service import RestoreService, ServedModel, ServiceLimits
+    from rrtn_plugin.server.service import RestoreService, ServedModel, ServiceLimits
 
     first, second = load_models(args.model, args.model_second)
     if args.compile:

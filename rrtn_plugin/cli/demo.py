@@ -1,7 +1,7 @@
 """The demo job: a damaged clip made on the fly, restored through the whole file pipeline.
 
 A held-out still (never seen in training) is filmed by a synthetic camera and damaged with
-:mod:`rrtn_plugin.degrade`. The demo writes the damaged clip as scene-linear EXR frames,
+:mod:`rrtn_plugin.synth`. The demo writes the damaged clip as scene-linear EXR frames,
 restores them with :func:`restore_sequence` (colour conversion, engine, AOVs) and writes a
 before/after contact sheet, measuring PSNR against the clean clip it started from.
 """
@@ -16,15 +16,15 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-from rrtn_plugin.aovs import Aov
 from rrtn_plugin.color import LUMA_WEIGHTS, Converter, load_config, working_colorspace
-from rrtn_plugin.degrade import degrade_clip
 from rrtn_plugin.engine import Progress, RestoreOptions
-from rrtn_plugin.footage import HELD_OUT_STILLS, camera_clip, load_still
-from rrtn_plugin.io.image import read_pixels, write_image
-from rrtn_plugin.job import JobReport, JobSettings, restore_sequence
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_pixels, write_image
+from rrtn_plugin.frames.restore import JobReport, JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
-from rrtn_plugin.quality import psnr
+from rrtn_plugin.synth import degrade_clip
+from rrtn_plugin.synth.footage import HELD_OUT_STILLS, camera_clip, load_still
+from rrtn_plugin.training.quality import psnr
 
 LINEAR = "Linear Rec.709 (sRGB)"
 FIRST_FRAME = 1001

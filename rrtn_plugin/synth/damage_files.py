@@ -14,12 +14,12 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-from rrtn_plugin.degrade.clip import degrade_clip
-from rrtn_plugin.degrade.params import DamageParams
-from rrtn_plugin.io.image import read_pixels, write_image
-from rrtn_plugin.io.sequence import parse_pattern
-from rrtn_plugin.job import check_headers, check_target
-from rrtn_plugin.pipeline import FramePipeline, RenderedFrame
+from rrtn_plugin.frames.image import read_pixels, write_image
+from rrtn_plugin.frames.pipeline import FramePipeline, RenderedFrame
+from rrtn_plugin.frames.plan import check_headers, check_target
+from rrtn_plugin.frames.sequence import parse_pattern
+from rrtn_plugin.synth.damage import degrade_clip
+from rrtn_plugin.synth.params import DamageParams
 
 
 def degrade_sequence(source: str | Path, target: str | Path, *, seed: int,

@@ -26,17 +26,18 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-from rrtn_plugin.aovs import Aov
 from rrtn_plugin.color import ColorMode, load_config, resolve_colorspace
 from rrtn_plugin.engine import ClipSession, Progress, RestoreOptions, WorkCache
 from rrtn_plugin.engine.device import available_memory, resolve_device
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.image import ImageInfo, read_pixels
-from rrtn_plugin.io.memory import read_image_bytes
-from rrtn_plugin.io.sequence import parse_pattern
-from rrtn_plugin.job import check_target, frame_result
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import ImageInfo, read_pixels
+from rrtn_plugin.frames.image_bytes import read_image_bytes
+from rrtn_plugin.frames.pipeline import FramePipeline, RenderedFrame
+from rrtn_plugin.frames.plan import check_target
+from rrtn_plugin.frames.restore import frame_result
+from rrtn_plugin.frames.sequence import parse_pattern
 from rrtn_plugin.model import RRTN
-from rrtn_plugin.pipeline import FramePipeline, RenderedFrame
 
 log = logging.getLogger("rrtn_plugin.server")
 

@@ -1,7 +1,7 @@
 """A restore as the host adapters run it: what was asked, where its result lives, the call.
 
 The Nuke, Blender and Resolve adapters differ only in how frames leave the host and how the
-result comes back in. Everything else is here, on top of :mod:`rrtn_plugin.client`, and like it
+result comes back in. Everything else is here, on top of :mod:`.library`, and like it
 needs only grpcio, protobuf and numpy (hosts bring their own Python):
 
 - :class:`HostSettings`: the user's choices (server, model, passes, AOVs, input colour space);
@@ -34,7 +34,8 @@ from typing import Any, BinaryIO
 
 import grpc
 
-from rrtn_plugin.client import (
+from rrtn_plugin.atomic import atomic_output
+from rrtn_plugin.client.library import (
     DEFAULT_ADDRESS,
     Cancel,
     Client,
@@ -43,7 +44,6 @@ from rrtn_plugin.client import (
     frame_path,
 )
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.atomic import atomic_output
 
 RECORD = "rrtn_job.json"
 """The file in a job's folder that says the job finished, and with what."""

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from rrtn_plugin.degrade.params import uniform
+from rrtn_plugin.synth.params import uniform
 
 
 class DamageLayer:

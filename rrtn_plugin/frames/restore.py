@@ -15,16 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrtn_plugin.aovs import Aov
+from rrtn_plugin.atomic import remove_stale_temporaries
 from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine import ClipSession, Progress, RestoreOptions, SessionResult
 from rrtn_plugin.engine.clip import one_call_cache
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.atomic import remove_stale_temporaries
-from rrtn_plugin.io.image import WRITERS, ImageInfo, read_info, read_pixels
-from rrtn_plugin.io.sequence import FramePattern, parse_pattern
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.image import read_info, read_pixels
+from rrtn_plugin.frames.pipeline import FramePipeline, FrameResult
+from rrtn_plugin.frames.plan import check_headers, check_target, plan_frames
+from rrtn_plugin.frames.sequence import parse_pattern
 from rrtn_plugin.model import RRTN
-from rrtn_plugin.pipeline import FramePipeline, FrameResult
 
 log = logging.getLogger("rrtn_plugin")
 
@@ -70,65 +71,6 @@ class JobReport:
     seconds: float
     skipped: list[int] = field(default_factory=list)
     """Frames left as they were (``skip_existing``)."""
-
-
-@dataclass(frozen=True)
-class FramePlan:
-    """Which frames are read (with handles) and which are written."""
-
-    read: list[int]
-    write: list[int]
-
-
-def plan_frames(pattern: FramePattern, requested: list[int] | None,
-                handles: int) -> FramePlan:
-    """Check the requested frames exist and add handles that exist.
-
-    Raises:
-        RRTNError: no frames, a gap in the range, or a missing frame (named).
-    """
-    if handles < 0:
-        raise RRTNError(f"handles must be ≥ 0, got {handles}")
-    on_disk = set(pattern.frames_on_disk())
-    frames = requested or list(pattern.frames_in_name) or sorted(on_disk)
-    if not frames:
-        raise RRTNError(f"no frames found for {pattern.display()}", kind=ErrorKind.NOT_FOUND)
-    frames = sorted(set(frames))
-    if frames != list(range(frames[0], frames[-1] + 1)):
-        raise RRTNError(f"frames must form one contiguous range, got "
-                        f"{frames[0]}-{frames[-1]} with gaps")
-    missing = [f for f in frames if f not in on_disk]
-    if missing:
-        shown = ", ".join(str(pattern.path(f)) for f in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise RRTNError(f"missing frame(s): {shown}{more}", kind=ErrorKind.NOT_FOUND)
-    before = list(range(frames[0] - 1, frames[0] - handles - 1, -1))
-    after = list(range(frames[-1] + 1, frames[-1] + handles + 1))
-    read = _existing_run(before, on_disk)[::-1] + frames + _existing_run(after, on_disk)
-    return FramePlan(read=read, write=frames)
-
-
-def _existing_run(frames: list[int], on_disk: set[int]) -> list[int]:
-    run = []
-    for f in frames:
-        if f not in on_disk:
-            break
-        run.append(f)
-    return run
-
-
-def check_headers(pattern: FramePattern, frames: list[int]) -> list[ImageInfo]:
-    """Every frame's header; all must share resolution and channels (first mismatch named)."""
-    infos = [read_info(pattern.path(f)) for f in frames]
-    first = infos[0]
-    for info in infos[1:]:
-        if (info.width, info.height) != (first.width, first.height):
-            raise RRTNError(f"{info.path} is {info.width}x{info.height}, but {first.path} is "
-                            f"{first.width}x{first.height}")
-        if set(info.channels) != set(first.channels):
-            raise RRTNError(f"{info.path} has channels {', '.join(info.channels)}, but "
-                            f"{first.path} has {', '.join(first.channels)}")
-    return infos
 
 
 def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
@@ -228,12 +170,3 @@ def frame_result(result: SessionResult, frame: int) -> FrameResult:
         restored=result.frames[frame], mask=result.masks[frame],
         motion_forward=None if result.motion_forward is None else result.motion_forward[frame],
         motion_backward=None if result.motion_backward is None else result.motion_backward[frame])
-
-
-def check_target(out: FramePattern, inp: FramePattern) -> None:
-    """RRTNError unless frames can be written to ``out`` without touching ``inp``'s."""
-    if out.format not in WRITERS:
-        raise RRTNError(f"cannot write .{out.format} files: use .{', .'.join(sorted(WRITERS))}")
-    probe = 1001
-    if Path(out.path(probe)).resolve() == Path(inp.path(probe)).resolve():
-        raise RRTNError(f"output {out.display()} would overwrite the input frames")

@@ -1,7 +1,7 @@
 """Training and fine-tuning RRTN checkpoints on clean footage with synthetic film damage.
 
 Each step draws clean clips (``frames`` × ``crop`` × ``crop``), damages them with
-:func:`~rrtn_plugin.degrade.degrade_clip`, runs the network (flow and noise mask included, as at
+:func:`~rrtn_plugin.synth.degrade_clip`, runs the network (flow and noise mask included, as at
 inference) and minimises the squared (or Charbonnier, or L1) distance to the clean clip with
 Adam and a cosine learning-rate decay. The second-pass network is trained on the first pass's
 outputs, as in the paper. Every step's data is drawn from a generator seeded by (seed, step),
@@ -25,12 +25,11 @@ from pathlib import Path
 import torch
 
 from rrtn_plugin import __version__
-from rrtn_plugin.degrade import degrade_clip
+from rrtn_plugin.atomic import atomic_output
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.footage import TRAINING_STILLS, camera_clip, load_still
-from rrtn_plugin.io.atomic import atomic_output
-from rrtn_plugin.io.sequence import FramePattern
-from rrtn_plugin.job import check_headers
+from rrtn_plugin.frames.pipeline import FramePipeline
+from rrtn_plugin.frames.plan import check_headers
+from rrtn_plugin.frames.sequence import FramePattern
 from rrtn_plugin.model import (
     RRTN,
     RRTNConfig,
@@ -39,7 +38,8 @@ from rrtn_plugin.model import (
     read_metadata,
     save_rrtn,
 )
-from rrtn_plugin.pipeline import FramePipeline
+from rrtn_plugin.synth import degrade_clip
+from rrtn_plugin.synth.footage import TRAINING_STILLS, camera_clip, load_still
 
 STAGES = ("first", "second")
 LOSSES = ("mse", "charbonnier", "l1")
@@ -198,7 +198,7 @@ def train(settings: TrainSettings,
         start = int(state["step"])
     metadata = {
         "stage": settings.stage,
-        "trained_on": footage.describe() + " + rrtn_plugin.degrade synthetic damage",
+        "trained_on": footage.describe() + " + rrtn_plugin.synth synthetic damage",
         "flow_source": model.config.flow_source,
         "training": f"{settings.frames} frames, {settings.crop} px crops, batch "
                     f"{settings.batch}, Adam {settings.lr:g} cosine, {settings.loss}",

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rrtn_plugin.degrade.artefacts import DamageLayer, LineScratch, draw_hairs, draw_specks
-from rrtn_plugin.degrade.params import DamageParams, sample_damage
+from rrtn_plugin.synth.artefacts import DamageLayer, LineScratch, draw_hairs, draw_specks
+from rrtn_plugin.synth.params import DamageParams, sample_damage
 
 MASK_THRESHOLD = 0.25
 """Coverage above which a pixel counts as damaged in the ground-truth mask."""

@@ -19,7 +19,6 @@ message.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import re
 import threading
@@ -31,15 +30,24 @@ from typing import Any
 import grpc
 import numpy as np
 
-from rrtn_plugin.io.atomic import atomic_output
+from rrtn_plugin.atomic import atomic_output
+from rrtn_plugin.protocol.framing import (
+    DEFAULT_ADDRESS,
+    MAX_MESSAGE_BYTES,
+    FrameAssembler,
+    content_hash,
+    frame_chunks,
+    raw_payload,
+    raw_pixels,
+)
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
-"""Where ``rrtn-plugin serve`` listens unless told otherwise."""
+__all__ = ["DEFAULT_ADDRESS", "Cancel", "Client", "Progress", "ServerError", "Session",
+           "frame_path", "sequence_pattern"]
 
-CHUNK_BYTES = 1 << 20
-"""Frame data per message (gRPC refuses messages of 4 MiB; 1 MiB streams fastest)."""
+FrameData = Callable[[int], tuple[bytes, "pb.FrameEncoding.ValueType", "pb.RawLayout | None"]]
+"""What a restore sends for a frame the server asks for: its bytes, encoding and layout."""
 
 
 class ServerError(Exception):
@@ -119,7 +127,7 @@ class Client:
 
     def __init__(self, address: str, *, token: str | None = None,
                  root_certificates: bytes | None = None, timeout: float | None = None) -> None:
-        options = [("grpc.max_receive_message_length", 4 << 20)]
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self.channel = grpc.secure_channel(address, credentials, options=options)
@@ -196,7 +204,7 @@ class Session:
         """The server reads ``input`` and writes ``output`` (patterns on its storage)."""
         start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
                                 paths=pb.PathTransport(input=input, output=output))
-        summary, _ = self._restore(start, {}, progress, cancel, lambda *_: None)
+        summary, _ = self._restore(start, None, progress, cancel, lambda *_: None)
         return summary
 
     def restore_files(self, first: int, last: int, *, input: str, output: str,
@@ -217,11 +225,11 @@ class Session:
         files = {f: p for f, p in files.items() if p.is_file()}
         hashes = {f: self._file_hash(p) for f, p in files.items()}
 
-        def frame_data(frame: int) -> tuple[bytes, dict[str, Any]]:
+        def frame_data(frame: int) -> tuple[bytes, pb.FrameEncoding.ValueType, None]:
             if frame not in files:
                 raise FileNotFoundError(f"the server needs frame {frame}: "
                                         f"{frame_path(input, frame)} does not exist")
-            return files[frame].read_bytes(), {"encoding": pb.FRAME_ENCODING_FILE}
+            return files[frame].read_bytes(), pb.FRAME_ENCODING_FILE, None
 
         def write(frame: int, data: bytes, head: pb.FrameChunk) -> None:
             pattern = (aov_output.replace("{aov}", head.layer) if head.layer and aov_output
@@ -235,7 +243,7 @@ class Session:
                                 bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_FILE,
                                                         aov_files=aov_output is not None),
                                 frame_hashes=hashes)
-        summary, _ = self._restore(start, {"data": frame_data}, progress, cancel, write)
+        summary, _ = self._restore(start, frame_data, progress, cancel, write)
         return summary
 
     def restore_arrays(self, first: int, last: int, frames: Mapping[int, np.ndarray], *,
@@ -247,30 +255,25 @@ class Session:
 
         The returned channels are ``channels`` followed by the session's AOV channels.
         """
-        hashes = {f: hashlib.blake2b(np.ascontiguousarray(a, "<f4").tobytes(),
-                                     digest_size=16).hexdigest() for f, a in frames.items()}
+        hashes = {f: content_hash(raw_payload(a, channels)[0]) for f, a in frames.items()}
 
-        def frame_data(frame: int) -> tuple[bytes, dict[str, Any]]:
+        def frame_data(frame: int) -> tuple[bytes, pb.FrameEncoding.ValueType, pb.RawLayout]:
             if frame not in frames:
                 raise KeyError(f"the server needs frame {frame}, which was not given")
-            pixels = np.ascontiguousarray(frames[frame], dtype="<f4")
-            height, width = pixels.shape[:2]
-            return pixels.tobytes(), {"encoding": pb.FRAME_ENCODING_RAW,
-                                      "raw": pb.RawLayout(width=width, height=height,
-                                                          channels=list(channels))}
+            data, layout = raw_payload(frames[frame], channels)
+            return data, pb.FRAME_ENCODING_RAW, layout
 
         restored: dict[int, np.ndarray] = {}
         layout: list[tuple[str, ...]] = []
 
         def keep(frame: int, data: bytes, head: pb.FrameChunk) -> None:
-            shape = (head.raw.height, head.raw.width, len(head.raw.channels))
-            restored[frame] = np.frombuffer(data, dtype="<f4").reshape(shape).copy()
+            restored[frame] = raw_pixels(frame, head.raw, data)
             layout[:] = [tuple(head.raw.channels)]
 
         start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
                                 bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW),
                                 frame_hashes=hashes)
-        summary, _ = self._restore(start, {"data": frame_data}, progress, cancel, keep)
+        summary, _ = self._restore(start, frame_data, progress, cancel, keep)
         return restored, (layout[0] if layout else tuple(channels)), summary
 
     def _file_hash(self, path: Path) -> str:
@@ -279,11 +282,11 @@ class Session:
         known = self._hashes.get(path)
         if known is not None and known[:2] == (stat.st_mtime_ns, stat.st_size):
             return known[2]
-        digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        digest = content_hash(path.read_bytes())
         self._hashes[path] = (stat.st_mtime_ns, stat.st_size, digest)
         return digest
 
-    def _restore(self, start: pb.RestoreStart, sender: dict[str, Callable[..., Any]],
+    def _restore(self, start: pb.RestoreStart, frame_data: FrameData | None,
                  progress: Callable[[Progress], None] | None, cancel: Cancel | None,
                  receive: Callable[[int, bytes, pb.FrameChunk], None]
                  ) -> tuple[pb.RestoreSummary, list[int]]:
@@ -300,16 +303,19 @@ class Session:
             cancel._attach(call)
         summary: pb.RestoreSummary | None = None
         needed: list[int] = []
-        parts: dict[tuple[int, str], list[bytes]] = {}
-        heads: dict[tuple[int, str], pb.FrameChunk] = {}
+        assembler = FrameAssembler()
         try:
             for reply in call:
                 kind = reply.WhichOneof("item")
                 if kind == "needed":
                     needed = list(reply.needed.frames)
                     for frame in needed:
-                        data, first_fields = sender["data"](frame)
-                        for chunk in _chunks(frame, data, first_fields):
+                        if frame_data is None:
+                            raise ServerError(grpc.StatusCode.INTERNAL,
+                                              f"the server asked for frame {frame}")
+                        data, encoding, raw = frame_data(frame)
+                        for chunk in frame_chunks(frame, data, encoding=encoding, raw=raw,
+                                                  with_hash=True):
                             outbox.put(pb.RestoreRequest(frame=chunk))
                     outbox.put(None)
                 elif kind == "progress":
@@ -318,13 +324,10 @@ class Session:
                         progress(Progress(getattr(p, "pass"), p.stage, p.done, p.total,
                                           p.frame if p.has_frame else None))
                 elif kind == "frame":
-                    chunk = reply.frame
-                    key = (chunk.frame, chunk.layer)
-                    if chunk.offset == 0:
-                        heads[key], parts[key] = chunk, []
-                    parts[key].append(chunk.data)
-                    if sum(map(len, parts[key])) >= heads[key].total_bytes:
-                        receive(chunk.frame, b"".join(parts.pop(key)), heads.pop(key))
+                    whole = assembler.add(reply.frame)
+                    if whole is not None:
+                        head, data = whole
+                        receive(head.frame, data, head)
                 elif kind == "summary":
                     summary = reply.summary
         except grpc.RpcError as exc:
@@ -337,14 +340,6 @@ class Session:
         if summary is None:
             raise ServerError(grpc.StatusCode.UNKNOWN, "the server ended without a summary")
         return summary, needed
-
-
-def _chunks(frame: int, data: bytes, first_fields: dict[str, Any]) -> Iterator[pb.FrameChunk]:
-    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
-    for offset in range(0, max(len(data), 1), CHUNK_BYTES):
-        extra = {**first_fields, "content_hash": content_hash} if offset == 0 else {}
-        yield pb.FrameChunk(frame=frame, total_bytes=len(data), offset=offset,
-                            data=data[offset:offset + CHUNK_BYTES], **extra)
 
 
 def _server_error(exc: grpc.RpcError) -> ServerError:

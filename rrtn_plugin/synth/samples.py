@@ -2,7 +2,7 @@
 
 A smooth random texture pans across the frame and one-frame dust specks (dark and bright) are
 dropped on it: enough structure and motion for flow, and damage the noise mask can see. The
-full film-damage model (scratches, hairs, flicker, grain) is :mod:`rrtn_plugin.degrade`.
+full film-damage model (scratches, hairs, flicker, grain) is :mod:`rrtn_plugin.synth`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from rrtn_plugin.io.image import ImageInfo, read_pixels, write_image
+from rrtn_plugin.frames.image import ImageInfo, read_pixels, write_image
 
 _SHM = Path("/dev/shm")
 

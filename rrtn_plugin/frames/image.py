@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
+from rrtn_plugin.atomic import atomic_output
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.atomic import atomic_output
 
 WRITERS = {"exr": "openexr", "dpx": "dpx", "tif": "tiff", "tiff": "tiff", "png": "png"}
 """File extensions we write, and OIIO's format name for each."""

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from rrtn_plugin.color import LUMA_WEIGHTS
-from rrtn_plugin.degrade.params import uniform
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.io.image import read_pixels
+from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.synth.params import uniform
 
 TRAINING_STILLS = ("astronaut", "camera", "moon", "coins", "hubble_deep_field", "retina",
                    "motorcycle_left", "brick", "grass", "gravel", "cell", "ihc", "page",

@@ -1,0 +1,84 @@
+"""Which frames a job reads and writes, checked on disk before any work starts.
+
+:func:`plan_frames` turns a request (frames and handles) into the frames to read and to write,
+naming any that are missing; :func:`check_headers` reads every header and names the first frame
+whose size or channels differ; :func:`check_target` refuses outputs that cannot be written or
+would overwrite the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.frames.image import WRITERS, ImageInfo, read_info
+from rrtn_plugin.frames.sequence import FramePattern
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which frames are read (with handles) and which are written."""
+
+    read: list[int]
+    write: list[int]
+
+
+def plan_frames(pattern: FramePattern, requested: list[int] | None,
+                handles: int) -> FramePlan:
+    """Check the requested frames exist and add handles that exist.
+
+    Raises:
+        RRTNError: no frames, a gap in the range, or a missing frame (named).
+    """
+    if handles < 0:
+        raise RRTNError(f"handles must be ≥ 0, got {handles}")
+    on_disk = set(pattern.frames_on_disk())
+    frames = requested or list(pattern.frames_in_name) or sorted(on_disk)
+    if not frames:
+        raise RRTNError(f"no frames found for {pattern.display()}", kind=ErrorKind.NOT_FOUND)
+    frames = sorted(set(frames))
+    if frames != list(range(frames[0], frames[-1] + 1)):
+        raise RRTNError(f"frames must form one contiguous range, got "
+                        f"{frames[0]}-{frames[-1]} with gaps")
+    missing = [f for f in frames if f not in on_disk]
+    if missing:
+        shown = ", ".join(str(pattern.path(f)) for f in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise RRTNError(f"missing frame(s): {shown}{more}", kind=ErrorKind.NOT_FOUND)
+    before = list(range(frames[0] - 1, frames[0] - handles - 1, -1))
+    after = list(range(frames[-1] + 1, frames[-1] + handles + 1))
+    read = _existing_run(before, on_disk)[::-1] + frames + _existing_run(after, on_disk)
+    return FramePlan(read=read, write=frames)
+
+
+def _existing_run(frames: list[int], on_disk: set[int]) -> list[int]:
+    run = []
+    for f in frames:
+        if f not in on_disk:
+            break
+        run.append(f)
+    return run
+
+
+def check_headers(pattern: FramePattern, frames: list[int]) -> list[ImageInfo]:
+    """Every frame's header; all must share resolution and channels (first mismatch named)."""
+    infos = [read_info(pattern.path(f)) for f in frames]
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.width, info.height) != (first.width, first.height):
+            raise RRTNError(f"{info.path} is {info.width}x{info.height}, but {first.path} is "
+                            f"{first.width}x{first.height}")
+        if set(info.channels) != set(first.channels):
+            raise RRTNError(f"{info.path} has channels {', '.join(info.channels)}, but "
+                            f"{first.path} has {', '.join(first.channels)}")
+    return infos
+
+
+def check_target(out: FramePattern, inp: FramePattern) -> None:
+    """RRTNError unless frames can be written to ``out`` without touching ``inp``'s."""
+    if out.format not in WRITERS:
+        raise RRTNError(f"cannot write .{out.format} files: use .{', .'.join(sorted(WRITERS))}")
+    probe = 1001
+    if Path(out.path(probe)).resolve() == Path(inp.path(probe)).resolve():
+        raise RRTNError(f"output {out.display()} would overwrite the input frames")
