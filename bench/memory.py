@@ -54,11 +54,16 @@ def main() -> None:
         for frames in (int(v) for v in args.frames.split(",")):
             child = subprocess.run(
                 [sys.executable, __file__, "--child", f"{frames},{height},{width}"],
-                check=True, capture_output=True, text=True)
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             got = json.loads(child.stdout)
             rule = restorer_bytes(frames, height, width)
-            print(f"{frames:>3} x {width}x{height:<5} {got['bytes'] / 2**20:>12.0f} "
-                  f"{rule / 2**20:>9.0f} {got['bytes'] / (height * width):>7.0f}")
+            print(
+                f"{frames:>3} x {width}x{height:<5} {got['bytes'] / 2**20:>12.0f} "
+                f"{rule / 2**20:>9.0f} {got['bytes'] / (height * width):>7.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
-def run_pass(model: RRTN, lq: torch.Tensor, precision: str,
-             device: torch.device) -> tuple[torch.Tensor, torch.Tensor, float]:
+def run_pass(
+    model: RRTN, lq: torch.Tensor, precision: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One pass: (output, forward flows, seconds), all returned as fp32."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -46,8 +47,12 @@ def run_pass(model: RRTN, lq: torch.Tensor, precision: str,
     with torch.inference_mode(), autocast(precision, device):
         flows_forward, flows_backward = model.compute_flow(lq)
         mask = model.noise_mask(lq, flows_forward, flows_backward)
-        out = model.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
-                            flows_backward=flows_backward[:, :-1])
+        out = model.restore(
+            lq,
+            noise_mask=mask,
+            flows_forward=flows_forward[:, :-1],
+            flows_backward=flows_backward[:, :-1],
+        )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out.float(), flows_forward.float(), time.perf_counter() - start
@@ -57,8 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precisions", default="bf16,fp16",
-                        help="which to compare with fp32 (fp16 on CPU is emulated: minutes)")
+    parser.add_argument(
+        "--precisions",
+        default="bf16,fp16",
+        help="which to compare with fp32 (fp16 on CPU is emulated: minutes)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -71,9 +79,11 @@ def main() -> None:
     else:
         lq = (panning_clip(6, 128, 160, seed=1) * 2 - 1)[None, :, None]
     lq = lq.to(device)
-    print(f"torch {torch.__version__} on {device}, model "
-          f"{checkpoint if checkpoint.is_file() else 'random weights'}, "
-          f"clip {tuple(lq.shape)}")
+    print(
+        f"torch {torch.__version__} on {device}, model "
+        f"{checkpoint if checkpoint.is_file() else 'random weights'}, "
+        f"clip {tuple(lq.shape)}"
+    )
 
     run_pass(model, lq, "fp32", device)  # warm-up
     reference = []  # the fp32 chain: (input, output, flows, seconds) per pass
@@ -88,8 +98,10 @@ def main() -> None:
         if precision not in PRECISIONS or precision == "fp32":
             raise SystemExit(f"unknown precision {precision!r}: give bf16 and/or fp16")
         print(f"{precision}:")
-        print(f"  {'pass':>4} {'max |Δ|':>9} {'mean |Δ|':>9} {'PSNR dB':>8} "
-              f"{'chain max':>10} {'chain PSNR':>10} {'flow px':>8} {'s':>6}")
+        print(
+            f"  {'pass':>4} {'max |Δ|':>9} {'mean |Δ|':>9} {'PSNR dB':>8} "
+            f"{'chain max':>10} {'chain PSNR':>10} {'flow px':>8} {'s':>6}"
+        )
         chain = lq
         for number, (x, expected, flows32, _) in enumerate(reference, start=1):
             try:
@@ -100,10 +112,12 @@ def main() -> None:
                 break
             diff = (out - expected).abs()
             flow = "" if number > 1 else f"{(flows - flows32).abs().max().item():.3f}"
-            print(f"  {number:>4} {diff.max().item():>9.4f} {diff.mean().item():>9.5f} "
-                  f"{psnr(out, expected):>8.1f} "
-                  f"{(chained - expected).abs().max().item():>10.4f} "
-                  f"{psnr(chained, expected):>10.1f} {flow:>8} {seconds:>6.2f}")
+            print(
+                f"  {number:>4} {diff.max().item():>9.4f} {diff.mean().item():>9.5f} "
+                f"{psnr(out, expected):>8.1f} "
+                f"{(chained - expected).abs().max().item():>10.4f} "
+                f"{psnr(chained, expected):>10.1f} {flow:>8} {seconds:>6.2f}"
+            )
             chain = chained
 
 

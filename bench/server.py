@@ -58,11 +58,16 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     model = load_rrtn(args.model) if args.model else build_rrtn()
     options = {"window": args.window, "overlap": args.window // 2, "max_passes": 1}
-    service = RestoreService([ServedModel("rrtn", model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=4 << 30, host_budget=4 << 30))
+    service = RestoreService(
+        [ServedModel("rrtn", model)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=4 << 30, host_budget=4 << 30),
+    )
     server = start_server(service, address="127.0.0.1:0")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; clip of "
-          f"{args.frames} frames of {width}x{height}, window {args.window}, 1 pass")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; clip of "
+        f"{args.frames} frames of {width}x{height}, window {args.window}, 1 pass"
+    )
     last = 1000 + args.frames
     first_req, last_req = 1001 + args.frames // 4, last - args.frames // 4 - args.extend
     with tempfile.TemporaryDirectory() as tmp, Client(f"127.0.0.1:{server.port}") as client:
@@ -75,34 +80,57 @@ def main() -> None:
             session.restore_files(lo, hi, input=source, output=str(folder / out / "o.####.exr"))
             return time.perf_counter() - start
 
-        session = client.open_session(first_frame=1001, last_frame=last, width=width,
-                                      height=height, input_colorspace=LINEAR, aovs=["mask"],
-                                      **options)
+        session = client.open_session(
+            first_frame=1001,
+            last_frame=last,
+            width=width,
+            height=height,
+            input_colorspace=LINEAR,
+            aovs=["mask"],
+            **options,
+        )
         cold = timed(session, first_req, last_req, "cold")
         again = timed(session, first_req, last_req, "again")
         extended = timed(session, first_req, last_req + args.extend, "extended")
         session.close()
-        fresh = client.open_session(first_frame=1001, last_frame=last, width=width,
-                                    height=height, input_colorspace=LINEAR, aovs=["mask"],
-                                    **options)
+        fresh = client.open_session(
+            first_frame=1001,
+            last_frame=last,
+            width=width,
+            height=height,
+            input_colorspace=LINEAR,
+            aovs=["mask"],
+            **options,
+        )
         cold_extended = timed(fresh, first_req, last_req + args.extend, "cold-extended")
         fresh.close()
         start = time.perf_counter()
-        restore_sequence(source, folder / "local" / "o.####.exr", first=model,
-                         settings=JobSettings(frames=list(range(first_req, last_req + 1)),
-                                              handles=args.frames, input_colorspace=LINEAR,
-                                              aovs=(Aov.MASK,),
-                                              restore=RestoreOptions(device="cpu", **options)))
+        restore_sequence(
+            source,
+            folder / "local" / "o.####.exr",
+            first=model,
+            settings=JobSettings(
+                frames=list(range(first_req, last_req + 1)),
+                handles=args.frames,
+                input_colorspace=LINEAR,
+                aovs=(Aov.MASK,),
+                restore=RestoreOptions(device="cpu", **options),
+            ),
+        )
         local = time.perf_counter() - start
     server.stop()
     n = last_req - first_req + 1
     print(f"frames {first_req}-{last_req} ({n}):")
     print(f"  cold through the server:     {cold:8.2f} s")
     print(f"  same range again (cached):   {again:8.2f} s  -> {cold / again:.0f}x faster")
-    print(f"  extended by {args.extend} frames:        {extended:8.2f} s  (cold: "
-          f"{cold_extended:.2f} s, {cold_extended / extended:.1f}x)")
-    print(f"  in-process job, same frames: {local:8.2f} s  (server overhead "
-          f"{(cold - local) / local * 100:+.1f} %)")
+    print(
+        f"  extended by {args.extend} frames:        {extended:8.2f} s  (cold: "
+        f"{cold_extended:.2f} s, {cold_extended / extended:.1f}x)"
+    )
+    print(
+        f"  in-process job, same frames: {local:8.2f} s  (server overhead "
+        f"{(cold - local) / local * 100:+.1f} %)"
+    )
 
 
 if __name__ == "__main__":

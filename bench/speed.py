@@ -69,11 +69,16 @@ class Variant:
 
 def _steps() -> list[Variant]:
     """The reference path, then each optimisation switched on in turn, keeping the earlier."""
-    switches = [("+ RAFT per clip", "clip_flow"), ("+ attention kernel", "attention_kernel"),
-                ("+ oneDNN linear", "onednn_linear"), ("+ grid_sample DCN", "sampled_deform"),
-                ("+ channels-last Swin", "channels_last"),
-                ("+ channels-last convs", "channels_last_convs"),
-                ("+ frame batching", "frame_batching"), ("+ inference_mode", "inference_mode")]
+    switches = [
+        ("+ RAFT per clip", "clip_flow"),
+        ("+ attention kernel", "attention_kernel"),
+        ("+ oneDNN linear", "onednn_linear"),
+        ("+ grid_sample DCN", "sampled_deform"),
+        ("+ channels-last Swin", "channels_last"),
+        ("+ channels-last convs", "channels_last_convs"),
+        ("+ frame batching", "frame_batching"),
+        ("+ inference_mode", "inference_mode"),
+    ]
     steps, on = [Variant("reference path")], {}
     for label, switch in switches:
         on[switch] = True
@@ -112,12 +117,17 @@ def pairwise_flows(model: RRTN, lq: torch.Tensor) -> tuple[torch.Tensor, torch.T
     n, t, c, h, w = lq.shape
     frames = lq.reshape(-1, c, h, w)
     results = []
-    for pairs in ([(i + 1, i) for i in range(t - 1)] + [(0, 2)],
-                  [(i, i + 1) for i in range(t - 1)] + [(t - 1, t - 3)]):
+    for pairs in (
+        [(i + 1, i) for i in range(t - 1)] + [(0, 2)],
+        [(i, i + 1) for i in range(t - 1)] + [(t - 1, t - 3)],
+    ):
         first = [k * t + a for k in range(n) for a, _ in pairs]
         second = [k * t + b for k in range(n) for _, b in pairs]
-        flows = model.flow_net(raft_input(frames[first]), raft_input(frames[second]),
-                               num_flow_updates=model.config.flow_updates)[-1]
+        flows = model.flow_net(
+            raft_input(frames[first]),
+            raft_input(frames[second]),
+            num_flow_updates=model.config.flow_updates,
+        )[-1]
         results.append(flows.view(n, t, 2, h, w))
     return results[0], results[1]
 
@@ -130,8 +140,12 @@ def forward(model: RRTN, lq: torch.Tensor, variant: Variant) -> torch.Tensor:
         else:
             flows_forward, flows_backward = pairwise_flows(model, lq)
         mask = model.noise_mask(lq, flows_forward, flows_backward)
-        return model.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
-                             flows_backward=flows_backward[:, :-1]).clone()
+        return model.restore(
+            lq,
+            noise_mask=mask,
+            flows_forward=flows_forward[:, :-1],
+            flows_backward=flows_backward[:, :-1],
+        ).clone()
 
 
 def timed_round_robin(jobs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -145,8 +159,7 @@ def timed_round_robin(jobs: dict[str, Callable[[], object]], repeat: int) -> dic
     return best
 
 
-def reference_schedule(model: RRTN, lq: torch.Tensor, *, window: int,
-                       stride: int) -> torch.Tensor:
+def reference_schedule(model: RRTN, lq: torch.Tensor, *, window: int, stride: int) -> torch.Tensor:
     """restore.py's loop: windows every ``stride`` frames until one reaches the end; the first
     window's frames and each later window's new ones are kept."""
     parts = []
@@ -154,14 +167,15 @@ def reference_schedule(model: RRTN, lq: torch.Tensor, *, window: int,
     for start in range(0, frames, stride):
         stop = min(start + window, frames)
         out = forward(model, lq[:, start:stop], REFERENCE)
-        parts.append(out if start == 0 else out[:, -(stop - start - (window - stride)):])
+        parts.append(out if start == 0 else out[:, -(stop - start - (window - stride)) :])
         if start + window >= frames:
             break
     return torch.cat(parts, dim=1)
 
 
-def bench_forward(load: Callable[[], RRTN], lq: torch.Tensor, *, repeat: int,
-                  compiled: bool) -> None:
+def bench_forward(
+    load: Callable[[], RRTN], lq: torch.Tensor, *, repeat: int, compiled: bool
+) -> None:
     model = load()
     steps = list(STEPS)
     models = dict.fromkeys((v.label for v in steps), model)
@@ -183,21 +197,23 @@ def bench_forward(load: Callable[[], RRTN], lq: torch.Tensor, *, repeat: int,
         def run() -> object:
             configure(models[variant.label], variant)
             return forward(models[variant.label], lq, variant)
+
         return run
 
     times = timed_round_robin({v.label: job(v) for v in steps}, repeat)
     frames = lq.shape[1]
     reference = outputs[REFERENCE.label]
-    print(f"forward on {frames} frames of {lq.shape[-1]}x{lq.shape[-2]} "
-          f"(best of {repeat}):")
+    print(f"forward on {frames} frames of {lq.shape[-1]}x{lq.shape[-2]} (best of {repeat}):")
     print(f"  {'':<24}{'s/frame':>8}{'step':>8}{'total':>8}{'max |Δ| vs ref':>16}")
     previous = None
     for variant in steps:
         seconds = times[variant.label]
         step = "" if previous is None else f"{previous / seconds:.2f}x"
         diff = (outputs[variant.label] - reference).abs().max().item()
-        print(f"  {variant.label:<24}{seconds / frames:>8.3f}{step:>8}"
-              f"{times[REFERENCE.label] / seconds:>7.2f}x{diff:>16.2e}")
+        print(
+            f"  {variant.label:<24}{seconds / frames:>8.3f}{step:>8}"
+            f"{times[REFERENCE.label] / seconds:>7.2f}x{diff:>16.2e}"
+        )
         previous = seconds
 
 
@@ -214,32 +230,55 @@ def bench_clip(model: RRTN, frames: int, height: int, width: int, *, repeat: int
         def run() -> object:
             configure(model, REFERENCE)
             return reference_schedule(model, lq, window=window, stride=stride)
+
         return run
 
-    times = timed_round_robin({"reference 15/3": reference(15, 3),
-                               "reference 30/15": reference(30, 15), "engine": engine}, repeat)
+    times = timed_round_robin(
+        {
+            "reference 15/3": reference(15, 3),
+            "reference 30/15": reference(30, 15),
+            "engine": engine,
+        },
+        repeat,
+    )
     engine_time = times["engine"]
     print(f"clip of {frames} frames of {width}x{height}, one pass (best of {repeat}):")
-    for name, label in (("reference 15/3", "reference schedule, restore.py's defaults "
-                                           "(15-frame windows every 3 frames)"),
-                        ("reference 30/15", "reference schedule, the engine's windows "
-                                            "(30 frames every 15)"),
-                        ("engine", "engine (30-frame windows every 15, flows once)")):
+    for name, label in (
+        (
+            "reference 15/3",
+            "reference schedule, restore.py's defaults (15-frame windows every 3 frames)",
+        ),
+        ("reference 30/15", "reference schedule, the engine's windows (30 frames every 15)"),
+        ("engine", "engine (30-frame windows every 15, flows once)"),
+    ):
         seconds = times[name]
-        print(f"  {label}: {seconds:.1f} s ({seconds / frames:.2f} s/frame, "
-              f"{seconds / engine_time:.2f}x the engine's time)")
+        print(
+            f"  {label}: {seconds:.1f} s ({seconds / frames:.2f} s/frame, "
+            f"{seconds / engine_time:.2f}x the engine's time)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="checkpoint (default: the golden one when "
-                        "../shared exists, else random weights; speed does not depend on them)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="checkpoint (default: the golden one when "
+        "../shared exists, else random weights; speed does not depend on them)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--clip-frames", type=int, default=0,
-                        help="also time a whole clip of this many frames (e.g. 45)")
+    parser.add_argument(
+        "--clip-frames",
+        type=int,
+        default=0,
+        help="also time a whole clip of this many frames (e.g. 45)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
-    parser.add_argument("--default-allocator", action="store_true",
-                        help="leave glibc's malloc as it is (the engine tunes it on CPU)")
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's malloc as it is (the engine tunes it on CPU)",
+    )
     args = parser.parse_args()
     if not args.default_allocator:
         tune_host_allocator()
@@ -253,9 +292,11 @@ def main() -> None:
         lq = torch.load(GOLDEN / "input.pt", weights_only=True)
     else:
         lq = (panning_clip(6, 128, 160, seed=1) * 2 - 1)[None, :, None]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model "
-          f"{checkpoint if checkpoint.is_file() else 'random weights'}, "
-          f"{'default' if args.default_allocator else 'tuned'} allocator")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, model "
+        f"{checkpoint if checkpoint.is_file() else 'random weights'}, "
+        f"{'default' if args.default_allocator else 'tuned'} allocator"
+    )
     bench_forward(load, lq, repeat=args.repeat, compiled=args.compile)
     if args.clip_frames:
         bench_clip(load(), args.clip_frames, lq.shape[-2], lq.shape[-1], repeat=args.repeat)

@@ -24,8 +24,9 @@ from rrtn_plugin.model.deform import sampled_deform_conv2d
 from rrtn_plugin.training.train import SMALL_CONFIG, TrainProgress, TrainSettings, train
 
 
-def time_dcn(kernel: str, *, batch: int, channels: int, groups: int, side: int,
-             repeats: int = 5) -> float:
+def time_dcn(
+    kernel: str, *, batch: int, channels: int, groups: int, side: int, repeats: int = 5
+) -> float:
     torch.manual_seed(0)
     x = torch.randn(batch, 2 * channels, side, side, requires_grad=True)
     offset = (torch.randn(batch, 18 * groups, side, side) * 2).requires_grad_()
@@ -51,8 +52,18 @@ def time_steps(config: RRTNConfig, *, crop: int, batch: int, frames: int, steps:
         seconds.append(p.seconds_per_step)
 
     with tempfile.TemporaryDirectory() as out:
-        train(TrainSettings(out=Path(out), steps=steps, batch=batch, frames=frames, crop=crop,
-                            config=config, save_every=steps), record)
+        train(
+            TrainSettings(
+                out=Path(out),
+                steps=steps,
+                batch=batch,
+                frames=frames,
+                crop=crop,
+                config=config,
+                save_every=steps,
+            ),
+            record,
+        )
     return min(seconds[1:] or seconds)
 
 
@@ -66,19 +77,32 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, cfg in (("bundled size", SMALL_CONFIG), ("paper size", RRTNConfig())):
         side = args.crop
-        tv = time_dcn("torchvision", batch=args.batch, channels=cfg.num_feat,
-                      groups=cfg.deform_groups, side=side)
-        ours = time_dcn("sampled", batch=args.batch, channels=cfg.num_feat,
-                        groups=cfg.deform_groups, side=side)
-        print(f"DCN forward+backward, {name} ({cfg.num_feat} ch, {cfg.deform_groups} groups, "
-              f"{args.batch}x{side}x{side}): torchvision {tv * 1e3:.1f} ms, sampled "
-              f"{ours * 1e3:.1f} ms ({tv / ours:.1f}x)")
-    for name, cfg in (("bundled size", SMALL_CONFIG),
-                      ("paper size", replace(RRTNConfig(), flow_source="dis"))):
-        step = time_steps(cfg, crop=args.crop, batch=args.batch, frames=args.frames,
-                          steps=args.steps)
-        print(f"train step, {name}, batch {args.batch} x {args.frames} frames x {args.crop}^2: "
-              f"{step:.2f} s")
+        tv = time_dcn(
+            "torchvision",
+            batch=args.batch,
+            channels=cfg.num_feat,
+            groups=cfg.deform_groups,
+            side=side,
+        )
+        ours = time_dcn(
+            "sampled", batch=args.batch, channels=cfg.num_feat, groups=cfg.deform_groups, side=side
+        )
+        print(
+            f"DCN forward+backward, {name} ({cfg.num_feat} ch, {cfg.deform_groups} groups, "
+            f"{args.batch}x{side}x{side}): torchvision {tv * 1e3:.1f} ms, sampled "
+            f"{ours * 1e3:.1f} ms ({tv / ours:.1f}x)"
+        )
+    for name, cfg in (
+        ("bundled size", SMALL_CONFIG),
+        ("paper size", replace(RRTNConfig(), flow_source="dis")),
+    ):
+        step = time_steps(
+            cfg, crop=args.crop, batch=args.batch, frames=args.frames, steps=args.steps
+        )
+        print(
+            f"train step, {name}, batch {args.batch} x {args.frames} frames x {args.crop}^2: "
+            f"{step:.2f} s"
+        )
 
 
 if __name__ == "__main__":

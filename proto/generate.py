@@ -25,9 +25,15 @@ def generate(out: Path) -> None:
     # Map proto/ to the package path so the generated imports are rrtn_plugin.protocol....
     plugin_dir = Path(sys.executable).parent
     os.environ["PATH"] = f"{plugin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    args = ["grpc_tools.protoc", f"-Irrtn_plugin/protocol={ROOT / 'proto'}",
-            f"--python_out={out}", f"--grpc_python_out={out}", f"--mypy_out={out}",
-            f"--mypy_grpc_out={out}", str(ROOT / PROTO)]
+    args = [
+        "grpc_tools.protoc",
+        f"-Irrtn_plugin/protocol={ROOT / 'proto'}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
+        str(ROOT / PROTO),
+    ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
 

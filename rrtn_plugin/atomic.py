@@ -34,8 +34,11 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     extension still work.
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{_HOST}-{os.getpid()}.",
-                               suffix=f"{target.suffix}.tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.stem}.{_HOST}-{os.getpid()}.",
+        suffix=f"{target.suffix}.tmp",
+        dir=target.parent,
+    )
     os.close(fd)
     temporary = Path(tmp)
     try:

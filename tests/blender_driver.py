@@ -15,10 +15,14 @@ import bpy
 
 def main(extension: str, plate: str, first: int, last: int, handles: int, out: str) -> dict:
     installed = bpy.ops.extensions.package_install_files(
-        filepath=extension, repo="user_default", enable_on_install=True)
+        filepath=extension, repo="user_default", enable_on_install=True
+    )
     rrtn_restore = sys.modules["bl_ext.user_default.rrtn_restore"]
-    report = {"version": list(bpy.app.version), "installed": sorted(installed),
-              "client_from": sys.modules["rrtn_plugin.client.library"].__file__}
+    report = {
+        "version": list(bpy.app.version),
+        "installed": sorted(installed),
+        "client_from": sys.modules["rrtn_plugin.client.library"].__file__,
+    }
     scene = bpy.context.scene
     tree = rrtn_restore.compositor_tree(scene)
     image = bpy.data.images.load(plate, check_existing=False)
@@ -26,15 +30,19 @@ def main(extension: str, plate: str, first: int, last: int, handles: int, out: s
     source = tree.nodes.new("CompositorNodeImage")
     source.name, source.image = "Plate", image
     source.frame_start, source.frame_duration, source.frame_offset = 1001, 10, 1000
-    sink = next(n for n in tree.nodes
-                if n.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite"))
+    sink = next(
+        n for n in tree.nodes if n.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite")
+    )
     tree.links.new(source.outputs[0], sink.inputs[0])
     try:
         bpy.ops.rrtn.restore(node_name="Nope")
     except RuntimeError as exc:
         report["error"] = str(exc)
-    report["result"] = sorted(bpy.ops.rrtn.restore(node_name="Plate", first=first, last=last,
-                                                   handles=handles, colorspace="lin_rec709"))
+    report["result"] = sorted(
+        bpy.ops.rrtn.restore(
+            node_name="Plate", first=first, last=last, handles=handles, colorspace="lin_rec709"
+        )
+    )
     node = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRRTNRestore")
     report["outputs"] = [s.name for s in node.outputs]
     report["sink_from"] = sink.inputs[0].links[0].from_node.bl_idname
@@ -72,8 +80,10 @@ def main(extension: str, plate: str, first: int, last: int, handles: int, out: s
 
 if __name__ == "__main__":
     extension, plate, first, last, handles, out = sys.argv[1:7]
-    print("RRTN-REPORT " + json.dumps(main(extension, plate, int(first), int(last),
-                                           int(handles), out)))
+    print(
+        "RRTN-REPORT "
+        + json.dumps(main(extension, plate, int(first), int(last), int(handles), out))
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # bpy 4.5 hangs at interpreter exit after rendering an image sequence

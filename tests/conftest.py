@@ -40,8 +40,16 @@ def golden_model(golden_dir: Path) -> RRTN:
 def small_model() -> RRTN:
     """A narrow, shallow RRTN with seeded random weights: the same code paths, fast on CPU."""
     torch.manual_seed(7)
-    config = RRTNConfig(num_feat=8, embed_dim=32, depths=(1, 1), num_heads=2, mlp_hidden=32,
-                        extract_blocks=1, reconstruct_blocks=1, flow_updates=3)
+    config = RRTNConfig(
+        num_feat=8,
+        embed_dim=32,
+        depths=(1, 1),
+        num_heads=2,
+        mlp_hidden=32,
+        extract_blocks=1,
+        reconstruct_blocks=1,
+        flow_updates=3,
+    )
     model = build_rrtn(config)
     with torch.no_grad():  # make the untrained residual paths do something measurable
         for p in model.parameters():
@@ -55,8 +63,16 @@ def identity_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rrtn_plugin.model import build_identity_rrtn, save_rrtn
 
     torch.manual_seed(3)
-    config = RRTNConfig(num_feat=8, embed_dim=32, depths=(1,), num_heads=2, mlp_hidden=16,
-                        extract_blocks=1, reconstruct_blocks=1, flow_updates=2)
+    config = RRTNConfig(
+        num_feat=8,
+        embed_dim=32,
+        depths=(1,),
+        num_heads=2,
+        mlp_hidden=16,
+        extract_blocks=1,
+        reconstruct_blocks=1,
+        flow_updates=2,
+    )
     path = tmp_path_factory.mktemp("models") / "identity.safetensors"
     save_rrtn(build_identity_rrtn(config), path, metadata={"purpose": "identity for tests"})
     return path
@@ -71,9 +87,11 @@ def bundled_server() -> Iterator[str]:
     from rrtn_plugin.weights import PASSES, load_bundled
 
     first, second = load_bundled()
-    service = RestoreService([ServedModel("bundled", first, second, max_passes=PASSES)],
-                             device="cpu", limits=ServiceLimits(memory_budget=1 << 30,
-                                                                host_budget=1 << 30))
+    service = RestoreService(
+        [ServedModel("bundled", first, second, max_passes=PASSES)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30, host_budget=1 << 30),
+    )
     running = start_server(service, address="127.0.0.1:0")
     yield f"127.0.0.1:{running.port}"
     running.stop()

@@ -30,10 +30,13 @@ def test_bundled_checkpoint_says_what_it_is() -> None:
 def test_bundled_model_restores_held_out_clips_better_than_the_classical_baseline() -> None:
     first, _ = load_bundled()
     clips = held_out_clips(frames=8, per_still=1)
-    median, model = evaluate(clips, {
-        "median": median_method(1),
-        "model": model_method(first, None, RestoreOptions(device="cpu", max_passes=1)),
-    })
+    median, model = evaluate(
+        clips,
+        {
+            "median": median_method(1),
+            "model": model_method(first, None, RestoreOptions(device="cpu", max_passes=1)),
+        },
+    )
     damaged = sum(psnr(c.damaged, c.clean) for c in clips) / len(clips)
     assert model.psnr > damaged + MIN_GAIN_DB
     assert model.psnr > median.psnr

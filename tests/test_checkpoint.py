@@ -44,8 +44,9 @@ def test_official_keys_map_one_to_one(official_state: dict[str, torch.Tensor]) -
     assert not any(k.endswith((".attn_mask", ".relative_position_index")) for k in converted)
 
 
-def test_safetensors_round_trip_keeps_weights_and_metadata(tmp_path: Path,
-                                                           small_model: RRTN) -> None:
+def test_safetensors_round_trip_keeps_weights_and_metadata(
+    tmp_path: Path, small_model: RRTN
+) -> None:
     path = tmp_path / "ours.safetensors"
     save_rrtn(small_model, path, metadata={"trained_on": "unit test"})
     loaded = load_rrtn(path)
@@ -56,8 +57,7 @@ def test_safetensors_round_trip_keeps_weights_and_metadata(tmp_path: Path,
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 
 
-def test_format_is_recognised_by_content_not_extension(tmp_path: Path,
-                                                       small_model: RRTN) -> None:
+def test_format_is_recognised_by_content_not_extension(tmp_path: Path, small_model: RRTN) -> None:
     path = tmp_path / "ours.pth"
     save_rrtn(small_model, path)
     assert load_rrtn(path).config == small_model.config
@@ -65,7 +65,8 @@ def test_format_is_recognised_by_content_not_extension(tmp_path: Path,
 
 def test_hyper_parameters_are_read_from_shapes(small_model: RRTN) -> None:
     assert infer_config(small_model.state_dict()) == RRTNConfig(
-        **{**small_model.config.__dict__, "flow_updates": RRTNConfig.flow_updates})
+        **{**small_model.config.__dict__, "flow_updates": RRTNConfig.flow_updates}
+    )
 
 
 class _Payload:
@@ -97,8 +98,7 @@ def test_truncated_file_is_named(tmp_path: Path, golden_dir: Path) -> None:
         load_rrtn(path)
 
 
-def test_missing_and_misshapen_entries_are_named(tmp_path: Path,
-                                                 official_state: dict) -> None:
+def test_missing_and_misshapen_entries_are_named(tmp_path: Path, official_state: dict) -> None:
     state = dict(official_state)
     del state["backbone.forward_2.conv_up1.weight"]
     state["conv_hr.bias"] = torch.zeros(15)
@@ -127,8 +127,17 @@ def test_other_files_are_rejected_clearly(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_raise_value_errors() -> None:
-    model = build_rrtn(RRTNConfig(num_feat=8, embed_dim=32, depths=(1,), num_heads=2,
-                                  mlp_hidden=16, extract_blocks=1, reconstruct_blocks=1))
+    model = build_rrtn(
+        RRTNConfig(
+            num_feat=8,
+            embed_dim=32,
+            depths=(1,),
+            num_heads=2,
+            mlp_hidden=16,
+            extract_blocks=1,
+            reconstruct_blocks=1,
+        )
+    )
     with pytest.raises(ValueError, match="multiples of 16"):
         model(torch.zeros(1, 3, 1, 128, 136))
     with pytest.raises(ValueError, match="at least 128"):

@@ -18,8 +18,17 @@ from rrtn_plugin.synth import DamageParams, degrade_clip, sample_damage
 from rrtn_plugin.synth.damage_files import degrade_sequence
 from rrtn_plugin.synth.samples import panning_clip
 
-NONE = DamageParams(dust_per_mpx=0, hairs_per_frame=0, scratches=0, flicker=0,
-                    contrast_flicker=0, fade=1, grain=0, blur=0, jpeg_quality=0)
+NONE = DamageParams(
+    dust_per_mpx=0,
+    hairs_per_frame=0,
+    scratches=0,
+    flicker=0,
+    contrast_flicker=0,
+    fade=1,
+    grain=0,
+    blur=0,
+    jpeg_quality=0,
+)
 """No damage at all: each test switches on one kind."""
 
 
@@ -140,17 +149,31 @@ def _write_sequence(folder: Path, frames: int = 4) -> None:
     for t in range(frames):
         pixels = np.full((32, 48, 4), 0.18, np.float32)
         pixels[..., 3] = 0.75
-        pixels[:, 8 * t:8 * t + 8, :3] = 0.5  # a moving bar
-        write_image(folder / f"shot.{1001 + t}.exr", pixels, channels=("R", "G", "B", "A"),
-                    template=spec)
+        pixels[:, 8 * t : 8 * t + 8, :3] = 0.5  # a moving bar
+        write_image(
+            folder / f"shot.{1001 + t}.exr", pixels, channels=("R", "G", "B", "A"), template=spec
+        )
 
 
 def test_degrade_command_damages_files_and_writes_the_mask(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _write_sequence(tmp_path / "clean")
     out, masks = tmp_path / "damaged" / "shot.####.exr", tmp_path / "mask" / "m.####.png"
-    assert main(["degrade", str(tmp_path / "clean" / "shot.####.exr"), str(out), "--seed", "4",
-                 "--mask", str(masks)]) == 0
+    assert (
+        main(
+            [
+                "degrade",
+                str(tmp_path / "clean" / "shot.####.exr"),
+                str(out),
+                "--seed",
+                "4",
+                "--mask",
+                str(masks),
+            ]
+        )
+        == 0
+    )
     assert "damage: dust_per_mpx" in capsys.readouterr().out
     for t in range(1001, 1005):
         info, damaged = read_pixels(tmp_path / "damaged" / f"shot.{t}.exr")
@@ -162,5 +185,6 @@ def test_degrade_command_damages_files_and_writes_the_mask(
         assert read_pixels(tmp_path / "mask" / f"m.{t}.png")[1].shape == (32, 48, 1)
     # the input is never overwritten
     with pytest.raises(RRTNError, match="overwrite"):
-        degrade_sequence(tmp_path / "clean" / "shot.####.exr",
-                         tmp_path / "clean" / "shot.####.exr", seed=0)
+        degrade_sequence(
+            tmp_path / "clean" / "shot.####.exr", tmp_path / "clean" / "shot.####.exr", seed=0
+        )

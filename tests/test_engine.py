@@ -57,10 +57,10 @@ def test_windows_change_frames_within_tolerance(golden_model: RRTN) -> None:
     less than a tenth of what the network changes. Measured: max 0.016, mean 0.0053 vs 0.066.
     """
     clip = moving_clip(12, 128, 160, seed=3)
-    whole = restore_clip(clip, first=golden_model,
-                         options=RestoreOptions(max_passes=1, window=12))
-    split = restore_clip(clip, first=golden_model,
-                         options=RestoreOptions(max_passes=1, window=6, overlap=3))
+    whole = restore_clip(clip, first=golden_model, options=RestoreOptions(max_passes=1, window=12))
+    split = restore_clip(
+        clip, first=golden_model, options=RestoreOptions(max_passes=1, window=6, overlap=3)
+    )
     assert split.windows == [(0, 6), (3, 9), (6, 12)]
     assert split.flow_pairs == whole.flow_pairs == [2 * 11 + 2]  # each pair once
     diff = (whole.frames - split.frames).abs()
@@ -74,8 +74,9 @@ def test_tiles_are_cross_faded(small_model: RRTN) -> None:
     """Tiled and whole-frame results differ only near the tile borders, by little."""
     clip = moving_clip(3, 256, 256, seed=5)
     whole = restore_clip(clip, first=small_model, options=RestoreOptions(max_passes=1, tile=0))
-    tiled = restore_clip(clip, first=small_model,
-                         options=RestoreOptions(max_passes=1, tile=160, tile_overlap=32))
+    tiled = restore_clip(
+        clip, first=small_model, options=RestoreOptions(max_passes=1, tile=160, tile_overlap=32)
+    )
     assert whole.tiles == 1
     assert tiled.tiles == 4
     diff = (whole.frames - tiled.frames).abs()
@@ -91,8 +92,9 @@ def test_recursion_runs_second_network_until_psnr_is_reached(small_model: RRTN) 
         for p in second.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     clip = moving_clip(4, 128, 128, seed=1)
-    three = restore_clip(clip, first=small_model, second=second,
-                         options=RestoreOptions(max_passes=3, stop_psnr=200))
+    three = restore_clip(
+        clip, first=small_model, second=second, options=RestoreOptions(max_passes=3, stop_psnr=200)
+    )
     assert len(three.pass_psnr) == 3
     # Pass by pass by hand: the first network once, then the second on the clamped output.
     step = restore_clip(clip, first=small_model, options=ONE_PASS)
@@ -101,8 +103,9 @@ def test_recursion_runs_second_network_until_psnr_is_reached(small_model: RRTN) 
         step = restore_clip(step.frames.clamp(0, 1), first=second, options=ONE_PASS)
         assert step.pass_psnr[0] == pytest.approx(expected_psnr)
     assert torch.allclose(step.frames, three.frames, atol=1e-6)
-    once = restore_clip(clip, first=small_model, second=second,
-                        options=RestoreOptions(max_passes=3, stop_psnr=0.0))
+    once = restore_clip(
+        clip, first=small_model, second=second, options=RestoreOptions(max_passes=3, stop_psnr=0.0)
+    )
     assert len(once.pass_psnr) == 1
 
 
@@ -115,17 +118,21 @@ def test_cancel_stops_at_the_next_step(small_model: RRTN) -> None:
         return calls > 5
 
     with pytest.raises(RRTNError) as info:
-        restore_clip(moving_clip(6, 128, 128), first=small_model, options=ONE_PASS,
-                     should_stop=should_stop)
+        restore_clip(
+            moving_clip(6, 128, 128), first=small_model, options=ONE_PASS, should_stop=should_stop
+        )
     assert info.value.kind is ErrorKind.CANCELLED
     assert calls == 6
 
 
 def test_progress_reports_flows_and_windows(small_model: RRTN) -> None:
     events: list[Progress] = []
-    restore_clip(moving_clip(8, 128, 128), first=small_model,
-                 options=RestoreOptions(max_passes=1, window=4, overlap=2),
-                 progress=events.append)
+    restore_clip(
+        moving_clip(8, 128, 128),
+        first=small_model,
+        options=RestoreOptions(max_passes=1, window=4, overlap=2),
+        progress=events.append,
+    )
     restores = [(e.done, e.total, e.frame) for e in events if e.stage == "restore"]
     assert restores == [(1, 3, 3), (2, 3, 5), (3, 3, 7)]  # windows (0,4) (2,6) (4,8)
     flows = [e for e in events if e.stage == "flow"]
@@ -135,8 +142,9 @@ def test_progress_reports_flows_and_windows(small_model: RRTN) -> None:
 
 def test_motion_is_the_flow_to_each_neighbour(small_model: RRTN) -> None:
     clip = moving_clip(4, 128, 128)
-    result = restore_clip(clip, first=small_model,
-                          options=RestoreOptions(max_passes=1, keep_motion=True))
+    result = restore_clip(
+        clip, first=small_model, options=RestoreOptions(max_passes=1, keep_motion=True)
+    )
     assert result.motion_forward is not None
     assert result.motion_backward is not None
     lq = clip[:, None] * 2 - 1
@@ -173,17 +181,24 @@ def test_bad_clips_and_options_are_named(small_model: RRTN) -> None:
     with pytest.raises(RRTNError, match=r"\(T, H, W\)"):
         restore_clip(torch.rand(4, 3, 128, 128), first=small_model)
     with pytest.raises(RRTNError, match="overlap"):
-        restore_clip(torch.rand(4, 128, 128), first=small_model,
-                     options=RestoreOptions(window=10, overlap=10))
+        restore_clip(
+            torch.rand(4, 128, 128),
+            first=small_model,
+            options=RestoreOptions(window=10, overlap=10),
+        )
     with pytest.raises(RRTNError, match="tile"):
         restore_clip(torch.rand(4, 128, 128), first=small_model, options=RestoreOptions(tile=100))
     if not torch.cuda.is_available():
         with pytest.raises(RRTNError, match="no usable CUDA"):
-            restore_clip(torch.rand(4, 128, 128), first=small_model,
-                         options=RestoreOptions(device="cuda"))
+            restore_clip(
+                torch.rand(4, 128, 128), first=small_model, options=RestoreOptions(device="cuda")
+            )
     with pytest.raises(RRTNError, match="fp16 needs a CUDA"):
-        restore_clip(torch.rand(4, 128, 128), first=small_model,
-                     options=RestoreOptions(precision="fp16", device="cpu"))
+        restore_clip(
+            torch.rand(4, 128, 128),
+            first=small_model,
+            options=RestoreOptions(precision="fp16", device="cpu"),
+        )
 
 
 BF16_SCRIPT = """
@@ -213,8 +228,14 @@ print(json.dumps({"max": diff.max().item(), "mean": diff.mean().item(),
 def test_bf16_on_cpu_stays_close_to_fp32() -> None:
     # The tests cap oneDNN at AVX2 (conftest), where bf16 has no kernels: run uncapped.
     env = {k: v for k, v in os.environ.items() if k != "DNNL_MAX_CPU_ISA"}
-    child = subprocess.run([sys.executable, "-c", BF16_SCRIPT], env=env, check=True,
-                           capture_output=True, text=True, timeout=600)
+    child = subprocess.run(
+        [sys.executable, "-c", BF16_SCRIPT],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     figures = json.loads(child.stdout.splitlines()[-1])
     if figures is None:
         pytest.skip("this CPU has no bf16 kernels in oneDNN")
@@ -227,5 +248,8 @@ def test_bf16_without_cpu_kernels_is_refused(small_model: RRTN) -> None:
     if cpu_has_bf16():
         pytest.skip("oneDNN has bf16 kernels here (the tests normally cap it at AVX2)")
     with pytest.raises(RRTNError, match="bf16 on the CPU needs AVX-512"):
-        restore_clip(torch.rand(4, 128, 128), first=small_model,
-                     options=RestoreOptions(precision="bf16", device="cpu"))
+        restore_clip(
+            torch.rand(4, 128, 128),
+            first=small_model,
+            options=RestoreOptions(precision="bf16", device="cpu"),
+        )

@@ -74,8 +74,9 @@ def test_stills_split_into_training_and_held_out_and_film_as_moving_clips() -> N
     gen = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     clip = camera_clip(load_still("chelsea"), frames=6, height=48, width=64, generator=gen())
     assert clip.shape == (6, 48, 64)
-    assert torch.equal(clip, camera_clip(load_still("chelsea"), frames=6, height=48, width=64,
-                                         generator=gen()))
+    assert torch.equal(
+        clip, camera_clip(load_still("chelsea"), frames=6, height=48, width=64, generator=gen())
+    )
     assert float((clip[1:] - clip[:-1]).abs().mean()) > 0.005  # the camera moves
 
 
@@ -98,8 +99,9 @@ def test_evaluate_scores_each_method_and_tables_them() -> None:
         clip = next(c for c in clips if c.damaged is damaged)
         return MethodOutput(clip.clean, clip.mask)
 
-    rows = evaluate(clips, {"input": identity_method, "median": median_method(1),
-                            "oracle": perfect})
+    rows = evaluate(
+        clips, {"input": identity_method, "median": median_method(1), "oracle": perfect}
+    )
     assert [r.method for r in rows] == ["input", "median", "oracle"]
     damaged_psnr = sum(psnr(c.damaged, c.clean) for c in clips) / len(clips)
     assert rows[0].psnr == pytest.approx(damaged_psnr)
@@ -118,15 +120,24 @@ def test_sequence_pair_reads_damaged_clean_and_mask_files(tmp_path: Path) -> Non
     for t in range(3):
         for name, value in (("clean", 0.18), ("damaged", 0.2)):
             (tmp_path / name).mkdir(exist_ok=True)
-            write_image(tmp_path / name / f"s.{t + 1}.exr", np.full((24, 32, 3), value,
-                                                                    np.float32),
-                        channels=("R", "G", "B"), template=spec)
+            write_image(
+                tmp_path / name / f"s.{t + 1}.exr",
+                np.full((24, 32, 3), value, np.float32),
+                channels=("R", "G", "B"),
+                template=spec,
+            )
         (tmp_path / "mask").mkdir(exist_ok=True)
-        write_image(tmp_path / "mask" / f"m.{t + 1}.png", np.ones((24, 32, 1), np.float32),
-                    channels=("Y",), template=oiio.ImageSpec(32, 24, 1, "uint8"))
-    pair = sequence_pair(parse_pattern(tmp_path / "damaged" / "s.#.exr"),
-                         parse_pattern(tmp_path / "clean" / "s.#.exr"),
-                         mask=parse_pattern(tmp_path / "mask" / "m.#.png"))
+        write_image(
+            tmp_path / "mask" / f"m.{t + 1}.png",
+            np.ones((24, 32, 1), np.float32),
+            channels=("Y",),
+            template=oiio.ImageSpec(32, 24, 1, "uint8"),
+        )
+    pair = sequence_pair(
+        parse_pattern(tmp_path / "damaged" / "s.#.exr"),
+        parse_pattern(tmp_path / "clean" / "s.#.exr"),
+        mask=parse_pattern(tmp_path / "mask" / "m.#.png"),
+    )
     assert isinstance(pair, EvalClip)
     assert pair.clean.shape == (3, 24, 32)
     assert pair.mask is not None
@@ -135,12 +146,21 @@ def test_sequence_pair_reads_damaged_clean_and_mask_files(tmp_path: Path) -> Non
 
 
 def test_evaluate_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["evaluate", "--frames", "4", "--size", "64x48", "--per-still", "1",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            ["evaluate", "--frames", "4", "--size", "64x48", "--per-still", "1", "--device", "cpu"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("3 clip(s), 12 frames")
     rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| ")]
-    assert rows == ["| method", "| damaged input", "| temporal median ±1 (DIS)",
-                    "| RRTN (bundled)", "| clean clips (floor)"]
+    assert rows == [
+        "| method",
+        "| damaged input",
+        "| temporal median ±1 (DIS)",
+        "| RRTN (bundled)",
+        "| clean clips (floor)",
+    ]
     assert main(["evaluate", "--damaged", "d.####.exr"]) == 2
     assert "give both --damaged and --clean" in capsys.readouterr().err

@@ -29,21 +29,42 @@ from rrtn_plugin.model import RRTN
 from rrtn_plugin.weights import load_bundled
 
 BIN = Path(sys.executable).parent
-OPTIONS = ["--window", "6", "--overlap", "3", "--max-passes", "2", "--device", "cpu",
-           "--input-colorspace", "lin_rec709", "--aovs", "mask"]
+OPTIONS = [
+    "--window",
+    "6",
+    "--overlap",
+    "3",
+    "--max-passes",
+    "2",
+    "--device",
+    "cpu",
+    "--input-colorspace",
+    "lin_rec709",
+    "--aovs",
+    "mask",
+]
 
 
 @pytest.mark.parametrize(("window", "overlap", "passes"), [(6, 3, 1), (6, 3, 3), (7, 2, 2)])
-def test_frames_read_is_the_sessions_rule(small_model: RRTN, window: int, overlap: int,
-                                          passes: int) -> None:
+def test_frames_read_is_the_sessions_rule(
+    small_model: RRTN, window: int, overlap: int, passes: int
+) -> None:
     options = RestoreOptions(window=window, overlap=overlap, max_passes=passes, device="cpu")
-    session = ClipSession(first_frame=1001, num_frames=40, height=16, width=16,
-                          first=small_model, options=options, cache=one_call_cache(options))
+    session = ClipSession(
+        first_frame=1001,
+        num_frames=40,
+        height=16,
+        width=16,
+        first=small_model,
+        options=options,
+        cache=one_call_cache(options),
+    )
     for first, last in [(1001, 1001), (1003, 1009), (1017, 1024), (1035, 1040), (1012, 1012)]:
         needed = session.needed_frames(range(first, last + 1))
         assert needed == list(range(needed[0], needed[-1] + 1))  # one run of frames
-        assert frames_read(first, last, clip=(1001, 1040), length=window, overlap=overlap,
-                           passes=passes) == (needed[0], needed[-1])
+        assert frames_read(
+            first, last, clip=(1001, 1040), length=window, overlap=overlap, passes=passes
+        ) == (needed[0], needed[-1])
 
 
 def test_frames_read_on_a_long_clip_plans_only_the_windows_it_reaches() -> None:
@@ -55,13 +76,15 @@ def test_frames_read_on_a_long_clip_plans_only_the_windows_it_reaches() -> None:
             covering = [(s, e) for s, e in windows if s <= high and e > low]
             low = max(clip[0], min(s for s, _ in covering) - 1)
             high = min(clip[1], max(e for _, e in covering))
-        assert frames_read(first, last, clip=clip, length=length, overlap=overlap,
-                           passes=passes) == (low, high)
+        assert frames_read(
+            first, last, clip=clip, length=length, overlap=overlap, passes=passes
+        ) == (low, high)
 
 
 def test_chunks_write_every_frame_once() -> None:
-    chunks = plan_chunks(1001, 1100, size=30, available=(990, 1100), window=30, overlap=15,
-                         passes=2)
+    chunks = plan_chunks(
+        1001, 1100, size=30, available=(990, 1100), window=30, overlap=15, passes=2
+    )
     assert [c.frames for c in chunks] == ["1001-1030", "1031-1060", "1061-1090", "1091-1100"]
     written = [f for c in chunks for f in range(c.first, c.last + 1)]
     assert written == list(range(1001, 1101))
@@ -73,8 +96,9 @@ def test_chunks_write_every_frame_once() -> None:
     assert max(c.handles for c in chunks) == 57
     # One pass: windows every 15 frames, 30 long; 1101-1200 is covered by 1080-1109 …
     # 1200-1229, plus one neighbour on each side.
-    (_, middle, _) = plan_chunks(1001, 1300, size=100, available=(990, 1300), window=30,
-                                 overlap=15, passes=1)
+    (_, middle, _) = plan_chunks(
+        1001, 1300, size=100, available=(990, 1300), window=30, overlap=15, passes=1
+    )
     assert (middle.read_first, middle.read_last, middle.handles) == (1079, 1230, 30)
     with pytest.raises(RRTNError, match="not all in the media's 990-1100"):
         plan_chunks(980, 1000, size=5, available=(990, 1100), window=6, overlap=3, passes=1)
@@ -90,81 +114,159 @@ def plates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_bundle(bundle: Path, plates: Path, output: Path, *extra: str) -> dict:
-    assert main(["farm", "openjd", str(bundle), str(plates / "plate.####.exr"),
-                 str(output / "plate.####.exr"), *extra]) == 0
+    assert (
+        main(
+            [
+                "farm",
+                "openjd",
+                str(bundle),
+                str(plates / "plate.####.exr"),
+                str(output / "plate.####.exr"),
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((bundle / "template.json").read_text())
 
 
 def test_bundle_is_valid_and_carries_the_jobs_options(
-        plates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    template = write_bundle(tmp_path / "job", plates, tmp_path / "out", "--chunk", "10",
-                            "--frames", "1003-1024", "--model-second",
-                            str(tmp_path / "second.safetensors"), "--aovs", "mask,repair",
-                            "--max-passes", "1")
+    plates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = write_bundle(
+        tmp_path / "job",
+        plates,
+        tmp_path / "out",
+        "--chunk",
+        "10",
+        "--frames",
+        "1003-1024",
+        "--model-second",
+        str(tmp_path / "second.safetensors"),
+        "--aovs",
+        "mask,repair",
+        "--max-passes",
+        "1",
+    )
     assert "each task picks its tiles from its worker's free memory" in capsys.readouterr().out
-    checked = subprocess.run([BIN / "openjd", "check", tmp_path / "job" / "template.json"],
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        [BIN / "openjd", "check", tmp_path / "job" / "template.json"],
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     (step,) = template["steps"]
     assert step["parameterSpace"]["taskParameterDefinitions"][0]["range"] == [
-        "1003-1012", "1013-1022", "1023-1024"]
+        "1003-1012",
+        "1013-1022",
+        "1023-1024",
+    ]
     assert step["hostRequirements"] == {"amounts": [{"name": "amount.worker.gpu", "min": 1}]}
     args = step["script"]["actions"]["onRun"]["args"]
     # One pass of the bundled model's 30-frame windows over a 24-frame reel: the last chunk
     # (1023-1024) needs the window 1005-1024 and one neighbour, 1004.
-    assert args[:8] == ["restore", "{{Param.Input}}", "{{Param.Output}}", "--frames",
-                        "{{Task.Param.Frames}}", "--handles", "19", "--skip-existing"]
+    assert args[:8] == [
+        "restore",
+        "{{Param.Input}}",
+        "{{Param.Output}}",
+        "--frames",
+        "{{Task.Param.Frames}}",
+        "--handles",
+        "19",
+        "--skip-existing",
+    ]
     assert args[args.index("--aovs") + 1] == "mask,repair"
     assert args[-2:] == ["--model-second", "{{Param.ModelSecond}}"]
     assert args[args.index("--stop-psnr") + 1] == "inf"  # every task runs the same passes
     assert args.count("--fixed-window") == 1  # and the windows its chunk was planned for
     values = json.loads((tmp_path / "job" / "parameter_values.json").read_text())
     assert {v["name"]: v["value"] for v in values["parameterValues"]} == {
-        "Input": str(plates / "plate.####.exr"), "Output": str(tmp_path / "out/plate.####.exr"),
-        "ModelSecond": str(tmp_path / "second.safetensors")}
+        "Input": str(plates / "plate.####.exr"),
+        "Output": str(tmp_path / "out/plate.####.exr"),
+        "ModelSecond": str(tmp_path / "second.safetensors"),
+    }
 
-    cpu = write_bundle(tmp_path / "cpu", plates, tmp_path / "out", *OPTIONS, "--memory-budget",
-                       "2", "--fixed-window")
+    cpu = write_bundle(
+        tmp_path / "cpu",
+        plates,
+        tmp_path / "out",
+        *OPTIONS,
+        "--memory-budget",
+        "2",
+        "--fixed-window",
+    )
     assert "hostRequirements" not in cpu["steps"][0]
     args = cpu["steps"][0]["script"]["actions"]["onRun"]["args"]
     assert args[args.index("--memory-budget") + 1] == "2.0"
     assert args.count("--fixed-window") == 1
     assert "each task picks its tiles" not in capsys.readouterr().out
-    assert main(["farm", "openjd", str(tmp_path / "x"), str(plates / "plate.####.exr"),
-                 str(tmp_path / "o.####.exr"), "--chunk", "0"]) == 2
+    assert (
+        main(
+            [
+                "farm",
+                "openjd",
+                str(tmp_path / "x"),
+                str(plates / "plate.####.exr"),
+                str(tmp_path / "o.####.exr"),
+                "--chunk",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "x").exists()
     chunks = plan_chunks(1, 2000, size=1, available=(1, 2000), window=6, overlap=3, passes=1)
     with pytest.raises(RRTNError, match="2000 chunks are more than the 1024 tasks"):
-        job_template(FarmJob(name="long", input="in.####.exr", output="out.####.exr",
-                             chunks=chunks, options=[], models={}, gpu=False))
+        job_template(
+            FarmJob(
+                name="long",
+                input="in.####.exr",
+                output="out.####.exr",
+                chunks=chunks,
+                options=[],
+                models={},
+                gpu=False,
+            )
+        )
 
 
 def test_bundle_folder_may_be_relative_as_in_the_readme(
-        plates: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plates: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     template = write_bundle(Path("jobs/reel1"), plates, tmp_path / "out", *OPTIONS)
     assert (tmp_path / "jobs/reel1/template.json").is_file()
     assert template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]["range"] == [
-        "1001-1024"]
+        "1001-1024"
+    ]
 
 
 def task_command(template: dict, values: dict[str, str], frames: str) -> list[str]:
     """One task's command line, as the farm runs it."""
     action = template["steps"][0]["script"]["actions"]["onRun"]
     values = {**{f"Param.{k}": v for k, v in values.items()}, "Task.Param.Frames": frames}
-    return [action["command"].replace("{{Param.RrtnPlugin}}", values["Param.RrtnPlugin"]),
-            *[values.get(a.strip("{}"), a) for a in action["args"]]]
+    return [
+        action["command"].replace("{{Param.RrtnPlugin}}", values["Param.RrtnPlugin"]),
+        *[values.get(a.strip("{}"), a) for a in action["args"]],
+    ]
 
 
 def test_openjd_run_after_a_killed_task_equals_one_run(plates: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     template = write_bundle(tmp_path / "job", plates, output, "--chunk", "8", *OPTIONS)
-    values = {"Input": str(plates / "plate.####.exr"), "Output": str(output / "plate.####.exr"),
-              "RrtnPlugin": str(BIN / "rrtn-plugin")}
+    values = {
+        "Input": str(plates / "plate.####.exr"),
+        "Output": str(output / "plate.####.exr"),
+        "RrtnPlugin": str(BIN / "rrtn-plugin"),
+    }
 
     # The middle task, killed while it writes its frames.
-    task = subprocess.Popen(task_command(template, values, "1009-1016"), text=True,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    task = subprocess.Popen(
+        task_command(template, values, "1009-1016"),
+        text=True,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
     assert task.stderr is not None
     while not task.stderr.readline().startswith("write"):
         assert task.poll() is None, "the task ended before writing"
@@ -184,31 +286,54 @@ def test_openjd_run_after_a_killed_task_equals_one_run(plates: Path, tmp_path: P
 
     # The whole job, as a farm retry runs it: the dead task's frames are kept, the rest done.
     args = [f"{k}={v}" for k, v in values.items()]
-    run = subprocess.run([BIN / "openjd", "run", tmp_path / "job" / "template.json",
-                          "--step", "Restore", *[a for kv in args for a in ("-p", kv)]],
-                         capture_output=True, text=True, timeout=1200)
+    run = subprocess.run(
+        [
+            BIN / "openjd",
+            "run",
+            tmp_path / "job" / "template.json",
+            "--step",
+            "Restore",
+            *[a for kv in args for a in ("-p", kv)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"skipped {len(written)} frames already written" in run.stdout
     assert sorted(p.name for p in output.iterdir()) == [
-        f"plate.{f}.exr" for f in range(1001, 1025)]  # each frame once, no temporary left
+        f"plate.{f}.exr" for f in range(1001, 1025)
+    ]  # each frame once, no temporary left
 
     reference = tmp_path / "one"
-    restore_sequence(plates / "plate.####.exr", reference / "plate.####.exr",
-                     first=load_bundled()[0], settings=JobSettings(
-                         input_colorspace="lin_rec709", aovs=(Aov.MASK,), restore=RestoreOptions(
-                             window=6, overlap=3, max_passes=2, stop_psnr=float("inf"),
-                             device="cpu")))
+    restore_sequence(
+        plates / "plate.####.exr",
+        reference / "plate.####.exr",
+        first=load_bundled()[0],
+        settings=JobSettings(
+            input_colorspace="lin_rec709",
+            aovs=(Aov.MASK,),
+            restore=RestoreOptions(
+                window=6, overlap=3, max_passes=2, stop_psnr=float("inf"), device="cpu"
+            ),
+        ),
+    )
     for f in range(1001, 1025):
-        chunked, whole = read_pixels(output / f"plate.{f}.exr")[1], read_pixels(
-            reference / f"plate.{f}.exr")[1]
+        chunked, whole = (
+            read_pixels(output / f"plate.{f}.exr")[1],
+            read_pixels(reference / f"plate.{f}.exr")[1],
+        )
         assert np.array_equal(chunked, whole), f  # measured: identical, 0.0 everywhere
 
 
 def test_skip_existing_restores_only_missing_frames(plates: Path, tmp_path: Path) -> None:
-    settings = JobSettings(frames=list(range(1005, 1011)), handles=3,
-                           input_colorspace="lin_rec709", skip_existing=True,
-                           restore=RestoreOptions(window=6, overlap=3, max_passes=1,
-                                                  device="cpu"))
+    settings = JobSettings(
+        frames=list(range(1005, 1011)),
+        handles=3,
+        input_colorspace="lin_rec709",
+        skip_existing=True,
+        restore=RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu"),
+    )
     out = tmp_path / "out" / "plate.####.exr"
     first = load_bundled()[0]
     report = restore_sequence(plates / "plate.####.exr", out, first=first, settings=settings)

@@ -19,9 +19,17 @@ from rrtn_plugin.model.flow import (
 from rrtn_plugin.model.warp import flow_warp
 from rrtn_plugin.synth.samples import panning_clip
 
-DIS_CONFIG = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
-                        deform_groups=2, extract_blocks=1, reconstruct_blocks=1,
-                        flow_source="dis")
+DIS_CONFIG = RRTNConfig(
+    num_feat=4,
+    embed_dim=16,
+    depths=(1,),
+    num_heads=1,
+    mlp_hidden=16,
+    deform_groups=2,
+    extract_blocks=1,
+    reconstruct_blocks=1,
+    flow_source="dis",
+)
 
 
 def test_dis_flow_finds_a_known_pan_in_the_warp_convention() -> None:
@@ -49,7 +57,8 @@ def test_a_dis_network_takes_small_frames_and_rejects_unknown_sources() -> None:
 @pytest.mark.parametrize("band_pixels", [1 << 16, 30])
 @torch.enable_grad()
 def test_sampled_deform_conv_equals_torchvision_values_and_gradients(
-        band_pixels: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    band_pixels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deform, "BAND_PIXELS", band_pixels)  # one band, or one row per band
     torch.manual_seed(0)
     n, c, h, w, groups = 2, 8, 12, 14, 4
@@ -98,8 +107,9 @@ def test_raft_per_clip_equals_torchvision_raft_per_pair() -> None:
     pairs = [(1, 0), (0, 1), (2, 0), (1, 2)]
     ours = estimate_pair_flows(flow_net, frames, pairs, num_updates=4)
     first, second = ([frames[i] for i in side] for side in zip(*pairs, strict=True))
-    theirs = flow_net(raft_input(torch.stack(first)), raft_input(torch.stack(second)),
-                      num_flow_updates=4)[-1]
+    theirs = flow_net(
+        raft_input(torch.stack(first)), raft_input(torch.stack(second)), num_flow_updates=4
+    )[-1]
     assert theirs.abs().max().item() > 1.0
     assert (ours - theirs).abs().max().item() < 1e-4
 
@@ -113,8 +123,9 @@ def test_correlation_pyramid_equals_torchvisions_corr_block() -> None:
     block = build_raft().corr_block
     block.build_pyramid(first, second)
     expected = block.index_pyramid(centroids_coords=coords)
-    got = CorrelationPyramid(first, second, levels=block.num_levels,
-                             radius=block.radius).lookup(coords)
+    got = CorrelationPyramid(first, second, levels=block.num_levels, radius=block.radius).lookup(
+        coords
+    )
     assert got.shape == expected.shape == (3, 4 * 81, 16, 20)
     scale = expected.abs().max().item()
     assert scale > 1.0
@@ -123,8 +134,9 @@ def test_correlation_pyramid_equals_torchvisions_corr_block() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):  # positions stay float32, as theirs do
         block.build_pyramid(first, second)
         expected = block.index_pyramid(centroids_coords=coords)
-        got = CorrelationPyramid(first, second, levels=block.num_levels,
-                                 radius=block.radius).lookup(coords)
+        got = CorrelationPyramid(
+            first, second, levels=block.num_levels, radius=block.radius
+        ).lookup(coords)
     assert (got.float() - expected.float()).abs().max().item() < 1e-5 * scale
     with pytest.raises(ValueError, match="too small for 4 levels"):
         CorrelationPyramid(first[..., :8], second[..., :8], levels=4, radius=4)
@@ -134,8 +146,11 @@ def test_correlation_pyramid_equals_torchvisions_corr_block() -> None:
 def test_fixed_context_gru_equals_torchvisions_gru() -> None:
     torch.manual_seed(3)
     gru = build_raft().update_block.recurrent_block.convgru1
-    hidden, context, motion = torch.randn(2, 128, 6, 7), torch.randn(2, 128, 6, 7), torch.randn(
-        2, 128, 6, 7)
+    hidden, context, motion = (
+        torch.randn(2, 128, 6, 7),
+        torch.randn(2, 128, 6, 7),
+        torch.randn(2, 128, 6, 7),
+    )
     expected = gru(hidden, torch.cat([context, motion], dim=1))
     got = FixedContextGRU(gru, context)(hidden, motion)
     assert (got - expected).abs().max().item() < 1e-5

@@ -56,8 +56,9 @@ def test_tiles_cover_the_frame_with_the_overlap() -> None:
         assert (t.height, t.width) == (160, 160)
         covered[t.rows, t.cols] += 1
     assert covered.min() >= 1
-    assert plan_tiles(300, 500, tile=None, overlap=32) == [plan_tiles(300, 500, tile=512,
-                                                                      overlap=32)[0]]
+    assert plan_tiles(300, 500, tile=None, overlap=32) == [
+        plan_tiles(300, 500, tile=512, overlap=32)[0]
+    ]
 
 
 def test_tile_weights_ramp_only_on_inner_edges() -> None:
@@ -92,14 +93,22 @@ def test_windows_follow_the_reference_schedule_on_a_fixed_grid() -> None:
 
 
 def test_windows_are_the_grid_windows_not_inside_another() -> None:
-    for start, stop, length, overlap in [(0, 20, 30, 15), (3, 97, 7, 3), (-5, 61, 6, 5),
-                                         (1001, 1130, 30, 15), (10, 14, 6, 3)]:
+    for start, stop, length, overlap in [
+        (0, 20, 30, 15),
+        (3, 97, 7, 3),
+        (-5, 61, 6, 5),
+        (1001, 1130, 30, 15),
+        (10, 14, 6, 3),
+    ]:
         step = length - overlap
-        grid = {(max(start, k * step), min(stop, k * step + length))
-                for k in range(start // step - length, stop // step + 1)}
+        grid = {
+            (max(start, k * step), min(stop, k * step + length))
+            for k in range(start // step - length, stop // step + 1)
+        }
         grid = {(lo, hi) for lo, hi in grid if hi > lo}
-        expected = sorted(w for w in grid if not any(
-            o != w and o[0] <= w[0] and w[1] <= o[1] for o in grid))
+        expected = sorted(
+            w for w in grid if not any(o != w and o[0] <= w[0] and w[1] <= o[1] for o in grid)
+        )
         assert plan_windows(start, stop, length=length, overlap=overlap) == expected
 
 
@@ -107,8 +116,7 @@ def test_clips_sharing_frames_share_their_inner_windows() -> None:
     short = plan_windows(1001, 1101, length=30, overlap=15)
     wide = plan_windows(990, 1130, length=30, overlap=15)
     assert set(short[1:-1]) <= set(wide)
-    assert short[1:-1] == [(1005, 1035), (1020, 1050), (1035, 1065), (1050, 1080),
-                           (1065, 1095)]
+    assert short[1:-1] == [(1005, 1035), (1020, 1050), (1035, 1065), (1050, 1080), (1065, 1095)]
 
 
 def test_memory_rule_tiles_only_when_needed_and_shortens_windows_last() -> None:
@@ -136,26 +144,41 @@ def test_memory_rule_tiles_only_when_needed_and_shortens_windows_last() -> None:
 
 def test_schedule_follows_the_options_then_the_budget() -> None:
     options = RestoreOptions(window=30, overlap=10)
-    assert plan_schedule(RestoreOptions(window=30, overlap=10, tile=256), frames=100,
-                         height=1088, width=1920, budget=1) == Schedule(30, 10, 256)
-    assert plan_schedule(RestoreOptions(tile=0), frames=100, height=1088, width=1920,
-                         budget=1) == Schedule(30, 15, None)
+    assert plan_schedule(
+        RestoreOptions(window=30, overlap=10, tile=256),
+        frames=100,
+        height=1088,
+        width=1920,
+        budget=1,
+    ) == Schedule(30, 10, 256)
+    assert plan_schedule(
+        RestoreOptions(tile=0), frames=100, height=1088, width=1920, budget=1
+    ) == Schedule(30, 15, None)
     budget = 9 << 28  # shortens a 30-frame 1080p window (above)
     window, tile = plan_memory(30, 1088, 1920, budget=budget)
-    assert plan_schedule(options, frames=100, height=1088, width=1920,
-                         budget=budget) == Schedule(window, 10 * window // 30, tile)
+    assert plan_schedule(options, frames=100, height=1088, width=1920, budget=budget) == Schedule(
+        window, 10 * window // 30, tile
+    )
     with pytest.raises(RRTNError, match="window is fixed") as info:
-        plan_schedule(RestoreOptions(window=30, overlap=10, fixed_window=True), frames=100,
-                      height=1088, width=1920, budget=budget)
+        plan_schedule(
+            RestoreOptions(window=30, overlap=10, fixed_window=True),
+            frames=100,
+            height=1088,
+            width=1920,
+            budget=budget,
+        )
     assert info.value.kind is ErrorKind.OUT_OF_MEMORY
     # A clip shorter than the window is planned for its length, the window kept.
-    assert plan_schedule(options, frames=8, height=128, width=128,
-                         budget=8 << 30) == Schedule(30, 10, None)
+    assert plan_schedule(options, frames=8, height=128, width=128, budget=8 << 30) == Schedule(
+        30, 10, None
+    )
 
 
 def test_tiles_at_once_is_what_the_budget_leaves_over_tile_cost() -> None:
     window = 30 * 1088 * 1920 * WINDOW_BYTES_PER_PIXEL
     tile = restorer_bytes(30, 256, 256)
-    assert tiles_at_once(30, 256, 256, height=1088, width=1920,
-                         budget=window + 5 * tile + tile // 2) == 5
+    assert (
+        tiles_at_once(30, 256, 256, height=1088, width=1920, budget=window + 5 * tile + tile // 2)
+        == 5
+    )
     assert tiles_at_once(30, 256, 256, height=1088, width=1920, budget=window) == 1

@@ -33,8 +33,12 @@ def first_pass(golden_model: RRTN, golden: dict) -> dict:
     lq = golden["input"]
     flows_forward, flows_backward = golden_model.compute_flow(lq)
     mask = golden_model.noise_mask(lq, flows_forward, flows_backward)
-    return {"flows_forward": flows_forward, "flows_backward": flows_backward, "mask": mask,
-            "output": golden_model(lq)}
+    return {
+        "flows_forward": flows_forward,
+        "flows_backward": flows_backward,
+        "mask": mask,
+        "output": golden_model(lq),
+    }
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -65,8 +69,9 @@ def test_noise_mask_matches_reference(first_pass: dict, golden: dict) -> None:
     assert_mask_matches(first_pass["mask"], golden["inter"]["noise_mask"])
 
 
-def test_spatial_features_match_reference(golden_model: RRTN, first_pass: dict,
-                                          golden: dict) -> None:
+def test_spatial_features_match_reference(
+    golden_model: RRTN, first_pass: dict, golden: dict
+) -> None:
     frames = [0, 3, 5]
     x = torch.cat([golden["input"][0, frames], first_pass["mask"][0, frames]], dim=1)
     expected = golden["inter"]["feat_extract_frames_0_3_5"][0]
@@ -85,8 +90,12 @@ def test_second_pass_matches_reference(golden_model: RRTN, golden: dict) -> None
     assert max_err(flows_backward, rec2["flows_backward"]) <= FLOW_TOL
     mask = golden_model.noise_mask(lq, flows_forward, flows_backward)
     assert_mask_matches(mask, rec2["noise_mask"])
-    output = golden_model.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
-                                  flows_backward=flows_backward[:, :-1])
+    output = golden_model.restore(
+        lq,
+        noise_mask=mask,
+        flows_forward=flows_forward[:, :-1],
+        flows_backward=flows_backward[:, :-1],
+    )
     assert max_err(output, golden["output_rec2"]) <= TOL
 
 

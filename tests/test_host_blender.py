@@ -36,9 +36,21 @@ def blender(request: pytest.FixtureRequest) -> Path:
     version = request.param
     target = Path(sys.prefix) / "rrtn-hosts" / f"bpy-{version}"
     if not (target / ".complete").is_file():
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target",
-                               str(target), f"bpy=={version}"],
-                              capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(target),
+                f"bpy=={version}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if done.returncode != 0:
             pytest.skip(f"bpy {version} cannot be installed here: {done.stderr[-500:]}")
         (target / ".complete").touch()
@@ -53,8 +65,11 @@ def extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
         import build_extension
     finally:
         sys.path.pop(0)
-    platform = {"linux": "linux-x64", "darwin": "macos-arm64" if machine() == "arm64"
-                else "macos-x64", "win32": "windows-x64"}[sys.platform]
+    platform = {
+        "linux": "linux-x64",
+        "darwin": "macos-arm64" if machine() == "arm64" else "macos-x64",
+        "win32": "windows-x64",
+    }[sys.platform]
     return build_extension.build([platform], tmp_path_factory.mktemp("extension"))
 
 
@@ -65,24 +80,48 @@ def test_extension_zip_lists_the_wheels_it_holds(extension: Path) -> None:
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
     assert {"__init__.py", "blender_manifest.toml"} <= names
     assert {w.removeprefix("./") for w in manifest["wheels"]} == {
-        n for n in names if n.startswith("wheels/")}
+        n for n in names if n.startswith("wheels/")
+    }
     assert {Path(w).name.split("-")[0] for w in manifest["wheels"]} == {
-        "grpcio", "protobuf", "typing_extensions", "rrtn_plugin"}
+        "grpcio",
+        "protobuf",
+        "typing_extensions",
+        "rrtn_plugin",
+    }
     assert manifest["blender_version_min"] == "4.2.0"
 
 
 def test_operator_result_renders_as_the_restored_frames(
-        blender: Path, extension: Path, bundled_server: str, tmp_path: Path) -> None:
+    blender: Path, extension: Path, bundled_server: str, tmp_path: Path
+) -> None:
     plates = tmp_path / "plates"
     exr_sequence(plates, range(1001, 1011), size=(64, 48), channels=("R", "G", "B"), seed=9)
     out = tmp_path / "renders"
     out.mkdir()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-           "PYTHONPATH": str(blender),
-           "RRTN_SERVER": bundled_server, "RRTN_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-S", str(HERE / "blender_driver.py"), str(extension),
-                           str(plates / "plate.1001.exr"), "1004", "1006", "2", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(blender),
+        "RRTN_SERVER": bundled_server,
+        "RRTN_CACHE": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(HERE / "blender_driver.py"),
+            str(extension),
+            str(plates / "plate.1001.exr"),
+            "1004",
+            "1006",
+            "2",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RRTN-REPORT ")]
     log = done.stdout[-2000:] + done.stderr[-2000:]
     assert done.returncode == 0, log
@@ -100,8 +139,7 @@ def test_operator_result_renders_as_the_restored_frames(
     reference = tmp_path / "reference"
     bundled_reference(plates / "plate.####.exr", reference, [1004, 1005, 1006], handles=2)
     for frame in (1004, 1005, 1006):
-        ours_info, ours = read_pixels(restored.with_name(restored.name.replace("1004",
-                                                                                str(frame))))
+        ours_info, ours = read_pixels(restored.with_name(restored.name.replace("1004", str(frame))))
         _, ref = read_pixels(reference / f"plate.{frame}.exr")
         assert ours_info.channels == ("R", "G", "B", "rrtn_mask.Y")
         assert np.allclose(ours, ref, rtol=2**-10, atol=1e-4), frame

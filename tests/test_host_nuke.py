@@ -68,8 +68,7 @@ def test_restore_button_renders_restores_and_reads_back(nuke, tmp_path: Path) ->
     assert [f for _, f in nuke.executed] == list(range(1002, 1009))  # range with handles
     read = group.node("Restored")
     assert (read["first"].value(), read["last"].value()) == (1004, 1006)
-    assert group.channels() == ["rgba.red", "rgba.green", "rgba.blue", "rgba.alpha",
-                                "rrtn_mask.Y"]
+    assert group.channels() == ["rgba.red", "rgba.green", "rgba.blue", "rgba.alpha", "rrtn_mask.Y"]
     assert not np.any(group.render(1003)[1])  # outside the requested range: black
     result = Path(read["file"].value()).parent
     assert (result / RECORD).is_file()

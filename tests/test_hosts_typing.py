@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mypy_is_clean_on_the_adapters(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues found in 8 source files" in done.stdout

@@ -25,8 +25,10 @@ def three_frames(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("spec", ["shot.####.exr", "shot.%04d.exr", "shot.@@@@.exr",
-                                  "shot.1001-1003#.exr", "shot.1002.exr", ""])
+@pytest.mark.parametrize(
+    "spec",
+    ["shot.####.exr", "shot.%04d.exr", "shot.@@@@.exr", "shot.1001-1003#.exr", "shot.1002.exr", ""],
+)
 def test_sequence_syntaxes(three_frames: Path, spec: str) -> None:
     pattern = parse_pattern(three_frames / spec if spec else three_frames)
     assert pattern.path(1002) == three_frames / "shot.1002.exr"
@@ -87,12 +89,21 @@ def test_atomic_output_has_ordinary_permissions(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="no process liveness check on Windows")
 def test_temporaries_of_killed_writers_are_removed(tmp_path: Path) -> None:
     # A writer killed mid-write (SIGKILL: no clean-up runs) leaves its temporary file.
-    child = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from rrtn_plugin.atomic import atomic_output, remove_stale_temporaries\n"
-        f"with atomic_output({str(tmp_path / 'frame.0001.exr')!r}) as tmp:\n"
-        "    tmp.write_bytes(b'half a frame'); print(tmp.name, flush=True); time.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "from rrtn_plugin.atomic import atomic_output, remove_stale_temporaries\n"
+                f"with atomic_output({str(tmp_path / 'frame.0001.exr')!r}) as tmp:\n"
+                "    tmp.write_bytes(b'half a frame'); print(tmp.name, flush=True)\n"
+                "    time.sleep(60)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     left = tmp_path / child.stdout.readline().strip()
     child.kill()
     child.wait()
@@ -126,9 +137,13 @@ def test_exr_keeps_pixels_channels_and_header(tmp_path: Path) -> None:
 
     info, read = read_pixels(source)
     assert info.channels == ("R", "G", "B", "A", "depth.Z")
-    write_image(tmp_path / "out.exr", np.concatenate([read, read[..., :1] * 0 + 0.25], axis=2),
-                channels=[*info.channels, "rrtn_mask.Y"], template=info.spec,
-                channel_formats=["half"] * 5 + ["float"])
+    write_image(
+        tmp_path / "out.exr",
+        np.concatenate([read, read[..., :1] * 0 + 0.25], axis=2),
+        channels=[*info.channels, "rrtn_mask.Y"],
+        template=info.spec,
+        channel_formats=["half"] * 5 + ["float"],
+    )
     again, back = read_pixels(tmp_path / "out.exr")
     assert np.array_equal(back[..., :5], read, equal_nan=True)
     assert again.channels[-1] == "rrtn_mask.Y"
@@ -148,8 +163,13 @@ def test_dpx_keeps_ten_bit_codes_and_film_header(tmp_path: Path) -> None:
     spec.attribute("dpx:FrameRate", 24.0)
     spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), [0x10000000, 0])
     codes = np.arange(96).reshape(4, 8, 3) * 9 + 95
-    write_image(tmp_path / "a.dpx", (codes / 1023).astype(np.float32), channels=("R", "G", "B"),
-                template=spec, bits=10)
+    write_image(
+        tmp_path / "a.dpx",
+        (codes / 1023).astype(np.float32),
+        channels=("R", "G", "B"),
+        template=spec,
+        bits=10,
+    )
     info, pixels = read_pixels(tmp_path / "a.dpx")
     write_image(tmp_path / "b.dpx", pixels, channels=info.channels, template=info.spec, bits=10)
     again, back = read_pixels(tmp_path / "b.dpx")
@@ -161,8 +181,9 @@ def test_dpx_keeps_ten_bit_codes_and_film_header(tmp_path: Path) -> None:
 
 
 def test_quantize_for_integer_formats() -> None:
-    assert np.array_equal(quantize_for(np.array([0.5, 1.2, -1.0]), 8),
-                          np.array([128, 255, 0]) / 255)
+    assert np.array_equal(
+        quantize_for(np.array([0.5, 1.2, -1.0]), 8), np.array([128, 255, 0]) / 255
+    )
 
 
 def test_unreadable_files_are_named(tmp_path: Path) -> None:
@@ -174,8 +195,13 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(RRTNError, match=r"cannot read .*junk\.exr"):
         read_info(junk)
     spec = oiio.ImageSpec(64, 64, 3, "float")
-    write_image(tmp_path / "full.exr", np.ones((64, 64, 3), np.float32), channels="RGB",
-                template=spec, compression="none")
+    write_image(
+        tmp_path / "full.exr",
+        np.ones((64, 64, 3), np.float32),
+        channels="RGB",
+        template=spec,
+        compression="none",
+    )
     data = (tmp_path / "full.exr").read_bytes()
     (tmp_path / "cut.exr").write_bytes(data[: len(data) // 2])
     with pytest.raises(RRTNError, match=r"cut\.exr \(truncated or damaged\)"):

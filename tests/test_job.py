@@ -22,8 +22,14 @@ from rrtn_plugin.model import load_rrtn
 FAST = ["--device", "cpu", "--max-passes", "1"]
 
 
-def exr_sequence(folder: Path, frames: range, *, size: tuple[int, int] = (48, 40),
-                 channels: tuple[str, ...] = ("R", "G", "B", "A"), seed: int = 0) -> Path:
+def exr_sequence(
+    folder: Path,
+    frames: range,
+    *,
+    size: tuple[int, int] = (48, 40),
+    channels: tuple[str, ...] = ("R", "G", "B", "A"),
+    seed: int = 0,
+) -> Path:
     """Half-float tiled PIZ EXR frames with HDR, negatives, a data window and metadata."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -46,20 +52,48 @@ def exr_sequence(folder: Path, frames: range, *, size: tuple[int, int] = (48, 40
     return folder / "plate.####.exr"
 
 
-def test_exr_round_trip_with_identity_checkpoint(tmp_path: Path,
-                                                 identity_checkpoint: Path) -> None:
+def test_exr_round_trip_with_identity_checkpoint(tmp_path: Path, identity_checkpoint: Path) -> None:
     source = exr_sequence(tmp_path / "in", range(1001, 1009))
     target = tmp_path / "out" / "plate.####.exr"
-    assert main(["restore", str(source), str(target), "--model", str(identity_checkpoint),
-                 "--frames", "1002-1005", "--handles", "2", "--aovs", "mask,repair,motion",
-                 "--input-colorspace", "lin_rec709", *FAST]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(source),
+                str(target),
+                "--model",
+                str(identity_checkpoint),
+                "--frames",
+                "1002-1005",
+                "--handles",
+                "2",
+                "--aovs",
+                "mask,repair,motion",
+                "--input-colorspace",
+                "lin_rec709",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in target.parent.iterdir()) == [
-        f"plate.{f}.exr" for f in range(1002, 1006)]
+        f"plate.{f}.exr" for f in range(1002, 1006)
+    ]
     for f in range(1002, 1006):
         _, before = read_pixels(tmp_path / "in" / f"plate.{f}.exr")
         out, after = read_pixels(tmp_path / "out" / f"plate.{f}.exr")
-        assert out.channels == ("R", "G", "B", "A", "backward.u", "backward.v", "forward.u",
-                                "forward.v", "rrtn_mask.Y", "rrtn_repair.Y")
+        assert out.channels == (
+            "R",
+            "G",
+            "B",
+            "A",
+            "backward.u",
+            "backward.v",
+            "forward.u",
+            "forward.v",
+            "rrtn_mask.Y",
+            "rrtn_repair.Y",
+        )
         picture = [out.index(c) for c in ("R", "G", "B", "A")]
         # every pixel, HDR and negative ones included, unchanged within half precision
         assert np.allclose(after[..., picture], before, rtol=2**-10, atol=1e-6)
@@ -85,17 +119,38 @@ def dpx_sequence(folder: Path, frames: range, *, size: tuple[int, int] = (40, 32
         spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), [0x10000000 + f, 0])
         grey = rng.integers(95, 685, (size[1], size[0], 1))
         codes = np.clip(grey + rng.integers(-4, 5, (size[1], size[0], 3)), 0, 1023)
-        write_image(folder / f"scan.{f:05d}.dpx", (codes / 1023).astype(np.float32),
-                    channels=("R", "G", "B"), template=spec, bits=10)
+        write_image(
+            folder / f"scan.{f:05d}.dpx",
+            (codes / 1023).astype(np.float32),
+            channels=("R", "G", "B"),
+            template=spec,
+            bits=10,
+        )
     return folder / "scan.#####.dpx"
 
 
-def test_dpx_film_scan_round_trip_with_sidecar_aovs(tmp_path: Path,
-                                                    identity_checkpoint: Path) -> None:
+def test_dpx_film_scan_round_trip_with_sidecar_aovs(
+    tmp_path: Path, identity_checkpoint: Path
+) -> None:
     source = dpx_sequence(tmp_path / "scan", range(1, 5))
     target = tmp_path / "out" / "scan.%05d.dpx"
-    assert main(["restore", str(source), str(target), "--model", str(identity_checkpoint),
-                 "--input-colorspace", "ADX10", "--aovs", "mask", *FAST]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(source),
+                str(target),
+                "--model",
+                str(identity_checkpoint),
+                "--input-colorspace",
+                "ADX10",
+                "--aovs",
+                "mask",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     for f in range(1, 5):
         info, before = read_pixels(tmp_path / "scan" / f"scan.{f:05d}.dpx")
         out, after = read_pixels(tmp_path / "out" / f"scan.{f:05d}.dpx")
@@ -103,42 +158,64 @@ def test_dpx_film_scan_round_trip_with_sidecar_aovs(tmp_path: Path,
         assert out.bits == 10
         assert out.spec.get_string_attribute("dpx:Transfer") == "Printing density"
         assert out.spec.get_string_attribute("dpx:TimeCode") == info.spec.get_string_attribute(
-            "dpx:TimeCode")
+            "dpx:TimeCode"
+        )
         side, planes = read_pixels(tmp_path / "out" / f"scan_rrtn_aovs.{f:05d}.exr")
         assert side.channels == ("rrtn_mask.Y",)
         assert planes.shape == (32, 40, 1)
 
 
-def test_handles_are_read_not_written_and_clamped_to_media(tmp_path: Path,
-                                                           identity_checkpoint: Path) -> None:
+def test_handles_are_read_not_written_and_clamped_to_media(
+    tmp_path: Path, identity_checkpoint: Path
+) -> None:
     source = exr_sequence(tmp_path / "in", range(1001, 1007), size=(32, 24))
     model = load_rrtn(identity_checkpoint)
-    settings = JobSettings(frames=[1001, 1002], handles=3, input_colorspace="lin_rec709",
-                           restore=RestoreOptions(max_passes=1, device="cpu"))
-    report = restore_sequence(source, tmp_path / "out" / "o.####.exr", first=model,
-                              settings=settings)
+    settings = JobSettings(
+        frames=[1001, 1002],
+        handles=3,
+        input_colorspace="lin_rec709",
+        restore=RestoreOptions(max_passes=1, device="cpu"),
+    )
+    report = restore_sequence(
+        source, tmp_path / "out" / "o.####.exr", first=model, settings=settings
+    )
     assert report.frames == [1001, 1002]
     assert report.read_frames == [1001, 1002, 1003, 1004, 1005]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["o.1001.exr", "o.1002.exr"]
 
 
-@pytest.mark.parametrize(("damage", "message"), [
-    ("gap", r"missing frame\(s\): .*plate\.1003\.exr"),
-    ("size", r"plate\.1002\.exr is 40x24, but .*plate\.1001\.exr is 32x24"),
-    ("channels", r"plate\.1003\.exr has channels R, G, B, but"),
-    ("truncated", r"cannot read the pixels of .*plate\.1002\.exr \(truncated"),
-    ("colorspace", r"colour space 'lin-rec709' .* did you mean"),
-    ("aovs", r"unknown AOV 'masks'"),
-    ("range", r"bad frame range '1001:1004'"),
-    ("overwrite", r"would overwrite the input"),
-    ("model", r"checkpoint not found: .*missing\.pth"),
-])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("gap", r"missing frame\(s\): .*plate\.1003\.exr"),
+        ("size", r"plate\.1002\.exr is 40x24, but .*plate\.1001\.exr is 32x24"),
+        ("channels", r"plate\.1003\.exr has channels R, G, B, but"),
+        ("truncated", r"cannot read the pixels of .*plate\.1002\.exr \(truncated"),
+        ("colorspace", r"colour space 'lin-rec709' .* did you mean"),
+        ("aovs", r"unknown AOV 'masks'"),
+        ("range", r"bad frame range '1001:1004'"),
+        ("overwrite", r"would overwrite the input"),
+        ("model", r"checkpoint not found: .*missing\.pth"),
+    ],
+)
 def test_bad_input_fails_before_any_work_naming_the_problem(
-        tmp_path: Path, identity_checkpoint: Path, capsys: pytest.CaptureFixture[str],
-        damage: str, message: str) -> None:
+    tmp_path: Path,
+    identity_checkpoint: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
+    message: str,
+) -> None:
     source = exr_sequence(tmp_path / "in", range(1001, 1005), size=(32, 24))
-    args = ["restore", str(source), str(tmp_path / "out" / "o.####.exr"),
-            "--model", str(identity_checkpoint), "--input-colorspace", "lin_rec709", *FAST]
+    args = [
+        "restore",
+        str(source),
+        str(tmp_path / "out" / "o.####.exr"),
+        "--model",
+        str(identity_checkpoint),
+        "--input-colorspace",
+        "lin_rec709",
+        *FAST,
+    ]
     if damage == "gap":
         (tmp_path / "in" / "plate.1003.exr").unlink()
         args += ["--frames", "1001-1004"]
@@ -160,26 +237,35 @@ def test_bad_input_fails_before_any_work_naming_the_problem(
     elif damage == "model":
         args[args.index(str(identity_checkpoint))] = str(tmp_path / "missing.pth")
     assert main(args) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines()
-              if line.startswith("rrtn-plugin: error:")]
+    errors = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("rrtn-plugin: error:")
+    ]
     assert len(errors) == 1
     assert re.search(message, errors[0]), errors[0]
     assert not (tmp_path / "out").exists()
 
 
-def test_nan_frames_are_restored_around_and_warned(tmp_path: Path, identity_checkpoint: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_nan_frames_are_restored_around_and_warned(
+    tmp_path: Path, identity_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = exr_sequence(tmp_path / "in", range(1, 5), size=(32, 24))
     info, pixels = read_pixels(tmp_path / "in" / "plate.0003.exr")
     pixels[5, 6, 1] = np.nan
     pixels[7, 8, 0] = np.inf
-    write_image(tmp_path / "in" / "plate.0003.exr", pixels, channels=info.channels,
-                template=info.spec)
+    write_image(
+        tmp_path / "in" / "plate.0003.exr", pixels, channels=info.channels, template=info.spec
+    )
     model = load_rrtn(identity_checkpoint)
-    report = restore_sequence(source, tmp_path / "out" / "o.####.exr", first=model,
-                              settings=JobSettings(input_colorspace="lin_rec709",
-                                                   restore=RestoreOptions(max_passes=1,
-                                                                          device="cpu")))
+    report = restore_sequence(
+        source,
+        tmp_path / "out" / "o.####.exr",
+        first=model,
+        settings=JobSettings(
+            input_colorspace="lin_rec709", restore=RestoreOptions(max_passes=1, device="cpu")
+        ),
+    )
     assert report.nonfinite_frames == [3]
     assert "frame(s) 3 have NaN or infinite pixels" in caplog.text
     _, out = read_pixels(tmp_path / "out" / "o.0003.exr")
@@ -189,16 +275,22 @@ def test_nan_frames_are_restored_around_and_warned(tmp_path: Path, identity_chec
     assert np.allclose(out[finite], pixels[finite], rtol=2**-10, atol=1e-6)
 
 
-def test_cancel_while_writing_leaves_only_whole_frames(tmp_path: Path,
-                                                       identity_checkpoint: Path) -> None:
+def test_cancel_while_writing_leaves_only_whole_frames(
+    tmp_path: Path, identity_checkpoint: Path
+) -> None:
     source = exr_sequence(tmp_path / "in", range(1, 7), size=(32, 24))
     out = tmp_path / "out"
 
     with pytest.raises(RRTNError) as info:
-        restore_sequence(source, out / "o.####.exr", first=load_rrtn(identity_checkpoint),
-                         settings=JobSettings(input_colorspace="lin_rec709",
-                                              restore=RestoreOptions(max_passes=1, device="cpu")),
-                         should_stop=lambda: len(list(out.glob("*"))) >= 3)
+        restore_sequence(
+            source,
+            out / "o.####.exr",
+            first=load_rrtn(identity_checkpoint),
+            settings=JobSettings(
+                input_colorspace="lin_rec709", restore=RestoreOptions(max_passes=1, device="cpu")
+            ),
+            should_stop=lambda: len(list(out.glob("*"))) >= 3,
+        )
     assert info.value.kind is ErrorKind.CANCELLED
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["o.0001.exr", "o.0002.exr", "o.0003.exr"]
@@ -211,10 +303,27 @@ def test_terminated_run_leaves_no_partial_file(tmp_path: Path, identity_checkpoi
     source = exr_sequence(tmp_path / "in", range(1, 9), size=(320, 256))
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rrtn_plugin.cli", "restore", str(source),
-         str(out / "o.####.exr"), "--model", str(identity_checkpoint), "--input-colorspace",
-         "lin_rec709", "--flow-max-pixels", "16384", "--aovs", "mask,repair,motion", *FAST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "rrtn_plugin.cli",
+            "restore",
+            str(source),
+            str(out / "o.####.exr"),
+            "--model",
+            str(identity_checkpoint),
+            "--input-colorspace",
+            "lin_rec709",
+            "--flow-max-pixels",
+            "16384",
+            "--aovs",
+            "mask,repair,motion",
+            *FAST,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("write"):
@@ -231,17 +340,35 @@ def test_terminated_run_leaves_no_partial_file(tmp_path: Path, identity_checkpoi
 
 
 @pytest.mark.slow
-def test_real_film_clip_through_the_cli(tmp_path: Path, golden_dir: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_real_film_clip_through_the_cli(
+    tmp_path: Path, golden_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = golden_dir.parents[1] / "clips" / "the_great_train_robbery"
     if not clip.is_dir():
         pytest.skip(f"sample clips not found at {clip}")
     target = tmp_path / "out" / "train.####.exr"
-    assert main(["restore", str(clip / "#####.png"), str(target), "--frames", "2-3",
-                 "--handles", "1", "--model", str(golden_dir / "checkpoint.pth"),
-                 "--input-colorspace", "srgb_tx", "--aovs", "mask,repair", *FAST]) == 0
-    assert sorted(p.name for p in target.parent.iterdir()) == ["train.0002.exr",
-                                                                "train.0003.exr"]
+    assert (
+        main(
+            [
+                "restore",
+                str(clip / "#####.png"),
+                str(target),
+                "--frames",
+                "2-3",
+                "--handles",
+                "1",
+                "--model",
+                str(golden_dir / "checkpoint.pth"),
+                "--input-colorspace",
+                "srgb_tx",
+                "--aovs",
+                "mask,repair",
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in target.parent.iterdir()) == ["train.0002.exr", "train.0003.exr"]
     info, pixels = read_pixels(tmp_path / "out" / "train.0002.exr")
     assert pixels.shape == (368, 480, 5)
     mask = pixels[..., info.index("rrtn_mask.Y")]

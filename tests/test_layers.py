@@ -49,8 +49,11 @@ def imports(path: Path) -> list[str]:
                 names += [f"rrtn_plugin.{alias.name}" for alias in node.names]
             else:
                 names.append(node.module)
-    return [n.split(".")[1] for n in names
-            if n.startswith("rrtn_plugin.") and n.split(".")[1] != "__version__"]
+    return [
+        n.split(".")[1]
+        for n in names
+        if n.startswith("rrtn_plugin.") and n.split(".")[1] != "__version__"
+    ]
 
 
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "protocol/rrtn" not in p.as_posix())

@@ -11,8 +11,11 @@ from rrtn_plugin.model.layout import cat_for_convolution, for_convolution
 
 def test_cat_for_convolution_is_torch_cat_laid_out_channels_last() -> None:
     torch.manual_seed(6)
-    maps = [torch.randn(2, 3, 5, 7), torch.randn(2, 4, 5, 7).contiguous(
-        memory_format=torch.channels_last), torch.randn(2, 1, 5, 7).to(torch.bfloat16)]
+    maps = [
+        torch.randn(2, 3, 5, 7),
+        torch.randn(2, 4, 5, 7).contiguous(memory_format=torch.channels_last),
+        torch.randn(2, 1, 5, 7).to(torch.bfloat16),
+    ]
     out = cat_for_convolution(maps)
     assert out.dtype == torch.float32  # promoted as torch.cat promotes
     assert out.is_contiguous(memory_format=torch.channels_last)

@@ -35,10 +35,18 @@ SIZE = (64, 48)
 def bundled_reference(source: Path, out: Path, frames: list[int], *, handles: int) -> Path:
     """What a host's result must equal: the same frames restored in this process by the
     bundled model (one pass, mask AOV, linear Rec.709), written to ``out/plate.####.exr``."""
-    restore_sequence(source, out / "plate.####.exr", first=load_bundled()[0],
-                     settings=JobSettings(frames=frames, handles=handles,
-                                          input_colorspace="lin_rec709", aovs=(Aov.MASK,),
-                                          restore=RestoreOptions(device="cpu", max_passes=1)))
+    restore_sequence(
+        source,
+        out / "plate.####.exr",
+        first=load_bundled()[0],
+        settings=JobSettings(
+            frames=frames,
+            handles=handles,
+            input_colorspace="lin_rec709",
+            aovs=(Aov.MASK,),
+            restore=RestoreOptions(device="cpu", max_passes=1),
+        ),
+    )
     return out
 
 
@@ -49,26 +57,43 @@ def plates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_job(plates: Path, server: str, *, first: int = 1004, last: int = 1006,
-             handles: int = 2, **settings: object) -> RestoreJob:
+def make_job(
+    plates: Path,
+    server: str,
+    *,
+    first: int = 1004,
+    last: int = 1006,
+    handles: int = 2,
+    **settings: object,
+) -> RestoreJob:
     pattern = str(plates / "plate.####.exr")
     return RestoreJob.with_handles(
-        first=first, last=last, handles=handles, available=(1001, 1010), name="ab010 plate",
-        input=pattern, width=SIZE[0], height=SIZE[1],
+        first=first,
+        last=last,
+        handles=handles,
+        available=(1001, 1010),
+        name="ab010 plate",
+        input=pattern,
+        width=SIZE[0],
+        height=SIZE[1],
         identity=files_identity(pattern, range(1001, 1011)),
-        settings=HostSettings(**{"server": server, "input_colorspace": "lin_rec709",
-                                 **settings}))  # type: ignore[arg-type]
+        settings=HostSettings(**{"server": server, "input_colorspace": "lin_rec709", **settings}),
+    )  # type: ignore[arg-type]
 
 
 def test_a_job_gives_the_in_process_frames_and_is_not_redone(
-        bundled_server: str, plates: Path, tmp_path: Path) -> None:
+    bundled_server: str, plates: Path, tmp_path: Path
+) -> None:
     job = make_job(plates, bundled_server)
     assert (job.context_first, job.context_last) == (1002, 1008)
     result = run_job(job, tmp_path)
     assert not result.reused
     assert result.folder == job.folder(tmp_path)
     assert sorted(p.name for p in result.folder.glob("*.exr")) == [
-        "ab010_plate.1004.exr", "ab010_plate.1005.exr", "ab010_plate.1006.exr"]
+        "ab010_plate.1004.exr",
+        "ab010_plate.1005.exr",
+        "ab010_plate.1006.exr",
+    ]
     reference = tmp_path / "reference"
     bundled_reference(plates / "plate.####.exr", reference, [1004, 1005, 1006], handles=2)
     for f in (1004, 1005, 1006):
@@ -106,8 +131,9 @@ def test_what_changes_the_result_changes_the_key(bundled_server: str, plates: Pa
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_aov_files_and_a_missing_result_file(bundled_server: str, plates: Path,
-                                             tmp_path: Path) -> None:
+def test_aov_files_and_a_missing_result_file(
+    bundled_server: str, plates: Path, tmp_path: Path
+) -> None:
     job = make_job(plates, bundled_server, aovs=("mask", "repair"))
     job = RestoreJob(**{**job.__dict__, "aov_files": True})
     result = run_job(job, tmp_path)
@@ -123,16 +149,18 @@ def test_aov_files_and_a_missing_result_file(bundled_server: str, plates: Path,
     assert finished_result(job, tmp_path) is None
 
 
-def test_thread_reports_progress_and_cancels(bundled_server: str, plates: Path,
-                                             tmp_path: Path) -> None:
+def test_thread_reports_progress_and_cancels(
+    bundled_server: str, plates: Path, tmp_path: Path
+) -> None:
     done = JobThread(make_job(plates, bundled_server, first=1005, last=1005), tmp_path).start()
     assert done.finished(60)
     assert done.error is None
     assert done.result is not None
     assert (done.progress.fraction, done.progress.text) == (1.0, "Writing frames: 1/1")
 
-    cancelled = JobThread(make_job(plates, bundled_server, first=1001, last=1010, handles=0),
-                          tmp_path).start()
+    cancelled = JobThread(
+        make_job(plates, bundled_server, first=1001, last=1010, handles=0), tmp_path
+    ).start()
     cancelled.cancel()
     assert cancelled.finished(60)
     assert cancelled.result is None
@@ -152,9 +180,17 @@ def test_errors_a_user_can_act_on(bundled_server: str, plates: Path, tmp_path: P
         run_job(make_job(plates, bundled_server, input_colorspace="Nope 709"), tmp_path)
     with pytest.raises(RRTNError, match="passes must be 0"):
         HostSettings(passes=-1)
-    missing = RestoreJob.with_handles(first=1, last=2, handles=0, name="gone",
-                                      input=str(tmp_path / "none.####.exr"), width=8, height=8,
-                                      identity="x", settings=HostSettings(server=bundled_server))
+    missing = RestoreJob.with_handles(
+        first=1,
+        last=2,
+        handles=0,
+        name="gone",
+        input=str(tmp_path / "none.####.exr"),
+        width=8,
+        height=8,
+        identity="x",
+        settings=HostSettings(server=bundled_server),
+    )
     with pytest.raises(RRTNError, match=r"none\.0001\.exr does not exist"):
         run_job(missing, tmp_path)
 

@@ -8,8 +8,17 @@ import torch
 from rrtn_plugin.model import RRTNConfig, build_rrtn, rrtn
 from rrtn_plugin.model.rrtn import frame_batches
 
-CONFIG = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
-                    deform_groups=2, extract_blocks=1, reconstruct_blocks=1, flow_source="dis")
+CONFIG = RRTNConfig(
+    num_feat=4,
+    embed_dim=16,
+    depths=(1,),
+    num_heads=1,
+    mlp_hidden=16,
+    deform_groups=2,
+    extract_blocks=1,
+    reconstruct_blocks=1,
+    flow_source="dis",
+)
 
 
 def test_frame_batches_cover_every_frame_once_within_the_limits() -> None:

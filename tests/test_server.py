@@ -40,17 +40,29 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(small_model: RRTN, storage: Path) -> Iterator[tuple[str, RestoreService]]:
-    service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30, host_budget=1 << 30,
-                                                  max_sessions=4, path_roots=(storage,)))
+    service = RestoreService(
+        [ServedModel("small", small_model)],
+        device="cpu",
+        limits=ServiceLimits(
+            memory_budget=1 << 30, host_budget=1 << 30, max_sessions=4, path_roots=(storage,)
+        ),
+    )
     running = start_server(service, address="127.0.0.1:0")
     yield f"127.0.0.1:{running.port}", service
     running.stop()
 
 
 def open_clip(client: Client, **overrides: object):
-    kwargs = {"first_frame": 1001, "last_frame": 1010, "width": 40, "height": 32,
-              "input_colorspace": "lin_rec709", "aovs": AOVS, **SETTINGS, **overrides}
+    kwargs = {
+        "first_frame": 1001,
+        "last_frame": 1010,
+        "width": 40,
+        "height": 32,
+        "input_colorspace": "lin_rec709",
+        "aovs": AOVS,
+        **SETTINGS,
+        **overrides,
+    }
     return client.open_session(**kwargs)  # type: ignore[arg-type]
 
 
@@ -58,11 +70,18 @@ def open_clip(client: Client, **overrides: object):
 def in_process(small_model: RRTN, storage: Path) -> Path:
     """The same job run in this process, without a server: the reference for the transports."""
     out = storage / "local"
-    restore_sequence(storage / "in" / "plate.####.exr", out / "plate.####.exr",
-                     first=small_model, settings=JobSettings(
-                         frames=list(range(1003, 1008)), handles=10,
-                         input_colorspace="lin_rec709", aovs=(Aov.MASK, Aov.REPAIR, Aov.MOTION),
-                         restore=RestoreOptions(device="cpu", **SETTINGS)))  # type: ignore[arg-type]
+    restore_sequence(
+        storage / "in" / "plate.####.exr",
+        out / "plate.####.exr",
+        first=small_model,
+        settings=JobSettings(
+            frames=list(range(1003, 1008)),
+            handles=10,
+            input_colorspace="lin_rec709",
+            aovs=(Aov.MASK, Aov.REPAIR, Aov.MOTION),
+            restore=RestoreOptions(device="cpu", **SETTINGS),
+        ),
+    )  # type: ignore[arg-type]
     return out
 
 
@@ -88,19 +107,28 @@ def test_server_info_describes_models_options_and_limits(server) -> None:
     assert info.device == "cpu"
 
 
-def test_bytes_transport_gives_the_in_process_frames(server, storage: Path,
-                                                     in_process: Path) -> None:
+def test_bytes_transport_gives_the_in_process_frames(
+    server, storage: Path, in_process: Path
+) -> None:
     address, _ = server
     events = []
     with Client(address) as client:
         session = open_clip(client)
-        summary = session.restore_files(1003, 1007, input=str(storage / "in/plate.####.exr"),
-                                        output=str(storage / "bytes/plate.####.exr"),
-                                        progress=events.append)
+        summary = session.restore_files(
+            1003,
+            1007,
+            input=str(storage / "in/plate.####.exr"),
+            output=str(storage / "bytes/plate.####.exr"),
+            progress=events.append,
+        )
         assert list(summary.frames) == [1003, 1004, 1005, 1006, 1007]
         assert summary.windows_computed > 0
-        again = session.restore_files(1003, 1007, input=str(storage / "in/plate.####.exr"),
-                                      output=str(storage / "bytes2/plate.####.exr"))
+        again = session.restore_files(
+            1003,
+            1007,
+            input=str(storage / "in/plate.####.exr"),
+            output=str(storage / "bytes2/plate.####.exr"),
+        )
         assert (again.windows_computed, again.windows_cached) == (0, summary.windows_computed)
         session.close()
     assert_same_frames(storage / "bytes", in_process, range(1003, 1008))
@@ -109,13 +137,18 @@ def test_bytes_transport_gives_the_in_process_frames(server, storage: Path,
     assert {(1, "flow"), (1, "restore"), (2, "restore"), (0, "write")} <= stages
 
 
-def test_path_transport_gives_the_in_process_frames(server, storage: Path,
-                                                    in_process: Path) -> None:
+def test_path_transport_gives_the_in_process_frames(
+    server, storage: Path, in_process: Path
+) -> None:
     address, _ = server
     with Client(address) as client:
         session = open_clip(client)
-        summary = session.restore_paths(1003, 1007, input=str(storage / "in/plate.%04d.exr"),
-                                        output=str(storage / "paths/plate.####.exr"))
+        summary = session.restore_paths(
+            1003,
+            1007,
+            input=str(storage / "in/plate.%04d.exr"),
+            output=str(storage / "paths/plate.####.exr"),
+        )
         session.close()
     assert len(summary.written) == 5
     assert_same_frames(storage / "paths", in_process, range(1003, 1008))
@@ -126,12 +159,20 @@ def test_aovs_come_back_as_files_of_their_own(server, storage: Path, in_process:
     with Client(address) as client:
         session = open_clip(client)
         with pytest.raises(ValueError, match="placeholder"):
-            session.restore_files(1004, 1005, input=str(storage / "in/plate.####.exr"),
-                                  output=str(storage / "x/plate.####.exr"),
-                                  aov_output=str(storage / "x/mask.####.exr"))
-        session.restore_files(1004, 1005, input=str(storage / "in/plate.####.exr"),
-                              output=str(storage / "split/plate.####.exr"),
-                              aov_output=str(storage / "split/plate_{aov}.####.exr"))
+            session.restore_files(
+                1004,
+                1005,
+                input=str(storage / "in/plate.####.exr"),
+                output=str(storage / "x/plate.####.exr"),
+                aov_output=str(storage / "x/mask.####.exr"),
+            )
+        session.restore_files(
+            1004,
+            1005,
+            input=str(storage / "in/plate.####.exr"),
+            output=str(storage / "split/plate.####.exr"),
+            aov_output=str(storage / "split/plate_{aov}.####.exr"),
+        )
         session.close()
     for f in (1004, 1005):
         whole_info, whole = read_pixels(in_process / f"plate.{f}.exr")
@@ -155,12 +196,23 @@ def test_raw_planes_come_back_as_the_files_do(server, storage: Path, in_process:
     frames = {f: read_pixels(storage / f"in/plate.{f}.exr")[1] for f in range(1001, 1011)}
     with Client(address) as client:
         session = open_clip(client)
-        restored, channels, _ = session.restore_arrays(1003, 1007, frames,
-                                                       channels=("R", "G", "B", "A"))
+        restored, channels, _ = session.restore_arrays(
+            1003, 1007, frames, channels=("R", "G", "B", "A")
+        )
         session.close()
     info, expected = read_pixels(in_process / "plate.1005.exr")
-    assert channels == ("R", "G", "B", "A", "rrtn_mask.Y", "rrtn_repair.Y", "forward.u",
-                        "forward.v", "backward.u", "backward.v")
+    assert channels == (
+        "R",
+        "G",
+        "B",
+        "A",
+        "rrtn_mask.Y",
+        "rrtn_repair.Y",
+        "forward.u",
+        "forward.v",
+        "backward.u",
+        "backward.v",
+    )
     assert set(channels) == set(info.channels)  # the file lists them in OIIO's order
     by_name = restored[1005][..., [channels.index(c) for c in info.channels]]
     # the file stores the picture as half floats
@@ -175,8 +227,12 @@ def test_two_sessions_at_once(server, storage: Path, in_process: Path) -> None:
         try:
             with Client(address) as client:
                 session = open_clip(client, name=name)
-                session.restore_files(1003, 1007, input=str(storage / "in/plate.####.exr"),
-                                      output=str(storage / name / "plate.####.exr"))
+                session.restore_files(
+                    1003,
+                    1007,
+                    input=str(storage / "in/plate.####.exr"),
+                    output=str(storage / name / "plate.####.exr"),
+                )
                 session.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -203,17 +259,26 @@ def test_cancel_mid_range_then_restore_again(server, storage: Path) -> None:
         session = open_clip(client, window=4, overlap=2)
         started = time.perf_counter()
         with pytest.raises(ServerError) as info:
-            session.restore_files(1001, 1010, input=str(storage / "in/plate.####.exr"),
-                                  output=str(storage / "cancelled/plate.####.exr"),
-                                  progress=progress, cancel=cancel)
+            session.restore_files(
+                1001,
+                1010,
+                input=str(storage / "in/plate.####.exr"),
+                output=str(storage / "cancelled/plate.####.exr"),
+                progress=progress,
+                cancel=cancel,
+            )
         assert info.value.code == grpc.StatusCode.CANCELLED
         assert not (storage / "cancelled").exists()
         deadline = time.monotonic() + 30  # the server stops within one step
         while any(s.busy for s in service.sessions()):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        summary = session.restore_files(1004, 1005, input=str(storage / "in/plate.####.exr"),
-                                        output=str(storage / "after/plate.####.exr"))
+        summary = session.restore_files(
+            1004,
+            1005,
+            input=str(storage / "in/plate.####.exr"),
+            output=str(storage / "after/plate.####.exr"),
+        )
         assert list(summary.frames) == [1004, 1005]
         assert time.perf_counter() - started < 120
         session.close()
@@ -224,8 +289,12 @@ def test_deadline_is_honoured(server, storage: Path) -> None:
     with Client(address, timeout=0.5) as client:
         session = open_clip(client, max_passes=4, stop_psnr=1000.0)
         with pytest.raises(ServerError) as info:
-            session.restore_files(1001, 1010, input=str(storage / "in/plate.####.exr"),
-                                  output=str(storage / "late/plate.####.exr"))
+            session.restore_files(
+                1001,
+                1010,
+                input=str(storage / "in/plate.####.exr"),
+                output=str(storage / "late/plate.####.exr"),
+            )
         assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     deadline = time.monotonic() + 30
     while any(s.busy for s in service.sessions()):
@@ -233,17 +302,21 @@ def test_deadline_is_honoured(server, storage: Path) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize(("call", "code", "message"), [
-    ("unknown session", grpc.StatusCode.NOT_FOUND, "no session 'nope'"),
-    ("frames outside", grpc.StatusCode.INVALID_ARGUMENT, "outside the session's clip"),
-    ("colour space", grpc.StatusCode.INVALID_ARGUMENT, "colour space 'Linear 709'"),
-    ("traversal", grpc.StatusCode.PERMISSION_DENIED, "outside the folders"),
-    ("bad frame", grpc.StatusCode.INVALID_ARGUMENT, "frame 1002 is 33x32"),
-    ("bad window", grpc.StatusCode.INVALID_ARGUMENT, "window must be at least 3"),
-    ("raw aov files", grpc.StatusCode.INVALID_ARGUMENT, "aov_files needs FILE replies"),
-])
-def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, call: str,
-                                      code: grpc.StatusCode, message: str) -> None:
+@pytest.mark.parametrize(
+    ("call", "code", "message"),
+    [
+        ("unknown session", grpc.StatusCode.NOT_FOUND, "no session 'nope'"),
+        ("frames outside", grpc.StatusCode.INVALID_ARGUMENT, "outside the session's clip"),
+        ("colour space", grpc.StatusCode.INVALID_ARGUMENT, "colour space 'Linear 709'"),
+        ("traversal", grpc.StatusCode.PERMISSION_DENIED, "outside the folders"),
+        ("bad frame", grpc.StatusCode.INVALID_ARGUMENT, "frame 1002 is 33x32"),
+        ("bad window", grpc.StatusCode.INVALID_ARGUMENT, "window must be at least 3"),
+        ("raw aov files", grpc.StatusCode.INVALID_ARGUMENT, "aov_files needs FILE replies"),
+    ],
+)
+def test_errors_have_the_right_status(
+    server, storage: Path, tmp_path: Path, call: str, code: grpc.StatusCode, message: str
+) -> None:
     address, service = server
     with Client(address) as client, pytest.raises(ServerError) as info:  # noqa: PT012
         if call == "unknown session":
@@ -251,28 +324,44 @@ def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, cal
 
             Session(client, "nope", 1, 2).close()
         elif call == "frames outside":
-            open_clip(client).restore_paths(990, 1000, input=str(storage / "in/plate.####.exr"),
-                                            output=str(storage / "x/plate.####.exr"))
+            open_clip(client).restore_paths(
+                990,
+                1000,
+                input=str(storage / "in/plate.####.exr"),
+                output=str(storage / "x/plate.####.exr"),
+            )
         elif call == "colour space":
             open_clip(client, input_colorspace="Linear 709")
         elif call == "traversal":
             open_clip(client).restore_paths(
-                1003, 1004, input=str(storage / "in/plate.####.exr"),
-                output=str(storage / "in" / ".." / ".." / "escape" / "plate.####.exr"))
+                1003,
+                1004,
+                input=str(storage / "in/plate.####.exr"),
+                output=str(storage / "in" / ".." / ".." / "escape" / "plate.####.exr"),
+            )
         elif call == "bad frame":
             exr_sequence(tmp_path, range(1001, 1011), size=(40, 32))
             exr_sequence(tmp_path, range(1002, 1003), size=(33, 32))
-            open_clip(client).restore_files(1003, 1004, input=str(tmp_path / "plate.####.exr"),
-                                            output=str(tmp_path / "o/plate.####.exr"))
+            open_clip(client).restore_files(
+                1003,
+                1004,
+                input=str(tmp_path / "plate.####.exr"),
+                output=str(tmp_path / "o/plate.####.exr"),
+            )
         elif call == "bad window":
             open_clip(client, window=2)
         elif call == "raw aov files":  # a request the client library never makes
             session = open_clip(client)
-            start = pb.RestoreStart(session_id=session.id, first_frame=1003, last_frame=1003,
-                                    bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW,
-                                                            aov_files=True))
-            client._call(lambda request, **kw: list(client.stub.Restore(iter([request]), **kw)),
-                         pb.RestoreRequest(start=start))
+            start = pb.RestoreStart(
+                session_id=session.id,
+                first_frame=1003,
+                last_frame=1003,
+                bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW, aov_files=True),
+            )
+            client._call(
+                lambda request, **kw: list(client.stub.Restore(iter([request]), **kw)),
+                pb.RestoreRequest(start=start),
+            )
     assert info.value.code == code
     assert message in info.value.message
     with Client(address) as client:  # the server carries on
@@ -284,8 +373,9 @@ def test_errors_have_the_right_status(server, storage: Path, tmp_path: Path, cal
 def test_over_budget_is_resource_exhausted(server) -> None:
     address, service = server
     with Client(address) as client:
-        sessions = [open_clip(client)
-                    for _ in range(service.limits.max_sessions - len(service.sessions()))]
+        sessions = [
+            open_clip(client) for _ in range(service.limits.max_sessions - len(service.sessions()))
+        ]
         with pytest.raises(ServerError) as info:
             open_clip(client)
         assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -297,8 +387,11 @@ def test_over_budget_is_resource_exhausted(server) -> None:
 
 
 def test_idle_sessions_are_closed(small_model: RRTN) -> None:
-    service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30, idle_timeout=0.2))
+    service = RestoreService(
+        [ServedModel("small", small_model)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30, idle_timeout=0.2),
+    )
     running = start_server(service, address="127.0.0.1:0")
     try:
         with Client(f"127.0.0.1:{running.port}") as client:
@@ -314,8 +407,11 @@ def test_idle_sessions_are_closed(small_model: RRTN) -> None:
 
 
 def test_token_unix_socket_health_and_reflection(small_model: RRTN, tmp_path: Path) -> None:
-    service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30))
+    service = RestoreService(
+        [ServedModel("small", small_model)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30),
+    )
     address = f"unix://{tmp_path}/rrtn.sock"
     running = start_server(service, address=address, security=ServerSecurity(token="s3cret"))
     try:
@@ -328,12 +424,16 @@ def test_token_unix_socket_health_and_reflection(small_model: RRTN, tmp_path: Pa
             assert client.info().models[0].name == "small"
         with grpc.insecure_channel(address) as channel:  # health needs no token
             health = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="rrtn.v1.Restorer"))
+                health_pb2.HealthCheckRequest(service="rrtn.v1.Restorer")
+            )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-            reply = next(reflection.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                metadata=(("authorization", "Bearer s3cret"),)))
+            reply = next(
+                reflection.ServerReflectionInfo(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                    metadata=(("authorization", "Bearer s3cret"),),
+                )
+            )
             names = {s.name for s in reply.list_services_response.service}
             assert "rrtn.v1.Restorer" in names
     finally:
@@ -341,8 +441,11 @@ def test_token_unix_socket_health_and_reflection(small_model: RRTN, tmp_path: Pa
 
 
 def test_listening_beyond_loopback_needs_a_token(small_model: RRTN) -> None:
-    service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30))
+    service = RestoreService(
+        [ServedModel("small", small_model)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30),
+    )
     assert all(map(is_loopback, ["127.0.0.1:1", "[::1]:1", "localhost:1", "unix:///x"]))
     assert not is_loopback("0.0.0.0:50051")
     with pytest.raises(RRTNError, match="without a token"):
@@ -354,20 +457,40 @@ def test_listening_beyond_loopback_needs_a_token(small_model: RRTN) -> None:
 def test_tls(small_model: RRTN, tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)], capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+    )
     if made.returncode != 0:
         pytest.skip(f"openssl could not make a test certificate: {made.stderr[-200:]!r}")
-    service = RestoreService([ServedModel("small", small_model)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30))
-    running = start_server(service, address="127.0.0.1:0",
-                           security=ServerSecurity(tls_cert=cert, tls_key=key))
+    service = RestoreService(
+        [ServedModel("small", small_model)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30),
+    )
+    running = start_server(
+        service, address="127.0.0.1:0", security=ServerSecurity(tls_cert=cert, tls_key=key)
+    )
     try:
         with Client(f"127.0.0.1:{running.port}", root_certificates=cert.read_bytes()) as c:
             assert c.info().version
-        with Client(f"127.0.0.1:{running.port}", timeout=5) as plain, \
-                pytest.raises(ServerError):
+        with Client(f"127.0.0.1:{running.port}", timeout=5) as plain, pytest.raises(ServerError):
             plain.info()
     finally:
         running.stop()
@@ -379,21 +502,47 @@ def test_cli_restore_through_a_server(server, storage: Path, in_process: Path) -
     address, _ = server
     for transport in ("bytes", "paths"):
         out = storage / f"cli-{transport}"
-        assert main(["restore", str(storage / "in/plate.####.exr"), str(out / "plate.####.exr"),
-                     "--frames", "1003-1007", "--handles", "10", "--server", address,
-                     "--transport", transport, "--input-colorspace", "lin_rec709",
-                     "--aovs", "mask,repair,motion", "--window", "6", "--overlap", "3",
-                     "--max-passes", "2", "--stop-psnr", "100"]) == 0
+        assert (
+            main(
+                [
+                    "restore",
+                    str(storage / "in/plate.####.exr"),
+                    str(out / "plate.####.exr"),
+                    "--frames",
+                    "1003-1007",
+                    "--handles",
+                    "10",
+                    "--server",
+                    address,
+                    "--transport",
+                    transport,
+                    "--input-colorspace",
+                    "lin_rec709",
+                    "--aovs",
+                    "mask,repair,motion",
+                    "--window",
+                    "6",
+                    "--overlap",
+                    "3",
+                    "--max-passes",
+                    "2",
+                    "--stop-psnr",
+                    "100",
+                ]
+            )
+            == 0
+        )
         assert_same_frames(out, in_process, range(1003, 1008))
 
 
 def test_client_needs_only_grpc_protobuf_numpy() -> None:
-    blocked = ["torch", "torchvision", "OpenImageIO", "PyOpenColorIO", "fileseq",
-               "safetensors"]
-    code = ("import sys\n"
-            f"for name in {blocked!r}: sys.modules[name] = None\n"
-            "import rrtn_plugin.client.library as c\n"
-            "print(c.frame_path('/a/s.####.exr', 7), c.frame_path('/a/s.%03d.exr', 7))\n")
+    blocked = ["torch", "torchvision", "OpenImageIO", "PyOpenColorIO", "fileseq", "safetensors"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "import rrtn_plugin.client.library as c\n"
+        "print(c.frame_path('/a/s.####.exr', 7), c.frame_path('/a/s.%03d.exr', 7))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["/a/s.0007.exr", "/a/s.007.exr"]
@@ -405,8 +554,11 @@ def test_client_needs_only_grpc_protobuf_numpy() -> None:
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, str(repo / "proto" / "generate.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(repo / "proto" / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     generated = tmp_path / "rrtn_plugin" / "protocol" / "rrtn" / "v1"
     for path in sorted(generated.iterdir()):
         committed = repo / "rrtn_plugin" / "protocol" / "rrtn" / "v1" / path.name
@@ -414,16 +566,20 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 
 
 def test_a_models_own_pass_count_applies_when_the_client_asks_for_none(small_model: RRTN) -> None:
-    service = RestoreService([ServedModel("small", small_model, max_passes=1)], device="cpu",
-                             limits=ServiceLimits(memory_budget=1 << 30))
+    service = RestoreService(
+        [ServedModel("small", small_model, max_passes=1)],
+        device="cpu",
+        limits=ServiceLimits(memory_budget=1 << 30),
+    )
     running = start_server(service, address="127.0.0.1:0")
     try:
         with Client(f"127.0.0.1:{running.port}") as client:
             info = client.info()
             assert next(o for o in info.options if o.name == "max_passes").default == "1"
             unasked = client.open_session(first_frame=1, last_frame=6, width=32, height=24)
-            asked = client.open_session(first_frame=1, last_frame=6, width=32, height=24,
-                                        max_passes=3)
+            asked = client.open_session(
+                first_frame=1, last_frame=6, width=32, height=24, max_passes=3
+            )
             passes = {s.id: s.spec.options.max_passes for s in service.sessions()}
             assert passes == {unasked.id: 1, asked.id: 3}
     finally:

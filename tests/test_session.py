@@ -16,12 +16,24 @@ from rrtn_plugin.synth.samples import panning_clip
 OPTIONS = RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu")
 
 
-def session_for(model: RRTN, clip: torch.Tensor, *, options: RestoreOptions = OPTIONS,
-                cache: WorkCache | None = None, first_frame: int = 1001) -> ClipSession:
+def session_for(
+    model: RRTN,
+    clip: torch.Tensor,
+    *,
+    options: RestoreOptions = OPTIONS,
+    cache: WorkCache | None = None,
+    first_frame: int = 1001,
+) -> ClipSession:
     cache = cache or WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
-    session = ClipSession(first_frame=first_frame, num_frames=clip.shape[0],
-                          height=clip.shape[1], width=clip.shape[2], first=model,
-                          options=options, cache=cache)
+    session = ClipSession(
+        first_frame=first_frame,
+        num_frames=clip.shape[0],
+        height=clip.shape[1],
+        width=clip.shape[2],
+        first=model,
+        options=options,
+        cache=cache,
+    )
     for t, frame in enumerate(clip):
         session.put_frame(first_frame + t, frame)
     return session
@@ -77,9 +89,15 @@ def test_recursion_needs_a_window_more_per_pass(small_model: RRTN) -> None:
     # Pass 2 of frame 20 runs windows (15,21) and (18,24): frames 15-23 and mask neighbours
     # 14 and 24, whose pass-1 outputs come from windows (9,15) ... (24,30), neighbours 8, 30.
     assert session.needed_frames([20]) == list(range(8, 31))
-    fresh = ClipSession(first_frame=0, num_frames=40, height=128, width=128, first=small_model,
-                        options=options,
-                        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30))
+    fresh = ClipSession(
+        first_frame=0,
+        num_frames=40,
+        height=128,
+        width=128,
+        first=small_model,
+        options=options,
+        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
+    )
     for f in range(10, 29):
         fresh.put_frame(f, clip[f])
     assert fresh.missing_frames([20]) == [8, 9, 29, 30]
@@ -130,16 +148,25 @@ def test_bad_frames_are_named(small_model: RRTN) -> None:
 
 
 def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
-        small_model: RRTN, caplog: pytest.LogCaptureFixture) -> None:
+    small_model: RRTN, caplog: pytest.LogCaptureFixture
+) -> None:
     # 128x128 frames are one 128px tile already, so a budget too small for 30 frames of them
     # shortens the window (keeping its overlap in proportion) and says so.
     budget = 500 << 20
     assert not window_fits(30, 128, 128, tile=128, budget=budget)
     cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
-    options = RestoreOptions(window=30, overlap=15, max_passes=1, device="cpu",
-                             memory_budget=budget)
-    session = ClipSession(first_frame=0, num_frames=60, height=128, width=128,
-                          first=small_model, options=options, cache=cache)
+    options = RestoreOptions(
+        window=30, overlap=15, max_passes=1, device="cpu", memory_budget=budget
+    )
+    session = ClipSession(
+        first_frame=0,
+        num_frames=60,
+        height=128,
+        width=128,
+        first=small_model,
+        options=options,
+        cache=cache,
+    )
     length = session.window_length
     assert 6 <= length < 30
     assert window_fits(length, 128, 128, tile=None, budget=budget)
@@ -147,24 +174,50 @@ def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
     assert session.window_overlap == 15 * length // 30
     assert session.windows[0] == (0, length)
     assert f"using {length}-frame windows" in caplog.text
-    roomy = ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
-                        options=RestoreOptions(window=30, max_passes=1, device="cpu",
-                                               memory_budget=8 << 30), cache=cache)
+    roomy = ClipSession(
+        first_frame=0,
+        num_frames=60,
+        height=128,
+        width=128,
+        first=small_model,
+        options=RestoreOptions(window=30, max_passes=1, device="cpu", memory_budget=8 << 30),
+        cache=cache,
+    )
     assert roomy.window_length == 30
     assert len(roomy.tiles) == 1
 
 
 def test_a_fixed_window_is_never_shortened(small_model: RRTN) -> None:
     # The budget that shortens 30-frame windows above makes a fixed window fail, naming why.
-    tight = RestoreOptions(window=30, overlap=15, max_passes=1, device="cpu",
-                           memory_budget=500 << 20, fixed_window=True)
+    tight = RestoreOptions(
+        window=30,
+        overlap=15,
+        max_passes=1,
+        device="cpu",
+        memory_budget=500 << 20,
+        fixed_window=True,
+    )
     cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
     with pytest.raises(RRTNError, match="window is fixed") as caught:
-        ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
-                    options=tight, cache=cache)
+        ClipSession(
+            first_frame=0,
+            num_frames=60,
+            height=128,
+            width=128,
+            first=small_model,
+            options=tight,
+            cache=cache,
+        )
     assert caught.value.kind == ErrorKind.OUT_OF_MEMORY
-    roomy = ClipSession(first_frame=0, num_frames=60, height=128, width=128, first=small_model,
-                        options=replace(tight, memory_budget=8 << 30), cache=cache)
+    roomy = ClipSession(
+        first_frame=0,
+        num_frames=60,
+        height=128,
+        width=128,
+        first=small_model,
+        options=replace(tight, memory_budget=8 << 30),
+        cache=cache,
+    )
     assert (roomy.window_length, roomy.window_overlap) == (30, 15)
 
 

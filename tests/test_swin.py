@@ -18,8 +18,9 @@ def step_by_step(attn: WindowAttention, x: torch.Tensor, mask: torch.Tensor | No
     logits = logits + table.reshape(n, n, heads).permute(2, 0, 1)
     if mask is not None:
         windows = mask.shape[0]
-        logits = (logits.view(bw // windows, windows, heads, n, n)
-                  + mask[None, :, None]).view(bw, heads, n, n)
+        logits = (logits.view(bw // windows, windows, heads, n, n) + mask[None, :, None]).view(
+            bw, heads, n, n
+        )
     out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(bw, n, c)
     return attn.proj(out)
 
@@ -100,5 +101,6 @@ def test_token_linear_is_nn_linear(shape: tuple[int, ...]) -> None:
             for got, want in zip(grads, expected_grads, strict=True):
                 assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
     transposed = torch.randn(64, 10).t()  # not contiguous: nn.Linear's path
-    assert torch.equal(layer(transposed),
-                       torch.nn.functional.linear(transposed, layer.weight, layer.bias))
+    assert torch.equal(
+        layer(transposed), torch.nn.functional.linear(transposed, layer.weight, layer.bias)
+    )

@@ -16,13 +16,23 @@ from rrtn_plugin.frames.sequence import parse_pattern
 from rrtn_plugin.model import RRTNConfig, load_rrtn, read_metadata
 from rrtn_plugin.training.train import TrainProgress, TrainSettings, cosine_lr, train
 
-TINY = RRTNConfig(num_feat=4, embed_dim=16, depths=(1,), num_heads=1, mlp_hidden=16,
-                  deform_groups=2, extract_blocks=1, reconstruct_blocks=1, flow_source="dis")
+TINY = RRTNConfig(
+    num_feat=4,
+    embed_dim=16,
+    depths=(1,),
+    num_heads=1,
+    mlp_hidden=16,
+    deform_groups=2,
+    extract_blocks=1,
+    reconstruct_blocks=1,
+    flow_source="dis",
+)
 
 
 def tiny(out: Path, **changes: object) -> TrainSettings:
-    settings = TrainSettings(out=out, steps=3, batch=1, frames=3, crop=32, config=TINY,
-                             save_every=1, seed=5, lr=1e-3)
+    settings = TrainSettings(
+        out=out, steps=3, batch=1, frames=3, crop=32, config=TINY, save_every=1, seed=5, lr=1e-3
+    )
     for key, value in changes.items():
         setattr(settings, key, value)
     return settings
@@ -64,15 +74,17 @@ def test_resuming_an_interrupted_run_gives_the_same_weights(tmp_path: Path) -> N
     seen: list[TrainProgress] = []
     resumed = load_rrtn(train(tiny(tmp_path / "resumed", resume=True), seen.append))
     assert [p.step for p in seen] == [3]
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(),
-                            strict=True):
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
 def test_second_stage_trains_on_the_first_stage_output_and_fine_tunes(tmp_path: Path) -> None:
     first = train(tiny(tmp_path / "first", steps=1))
-    second = train(tiny(tmp_path / "second", steps=1, stage="second", first_model=first,
-                        init=first))
+    second = train(
+        tiny(tmp_path / "second", steps=1, stage="second", first_model=first, init=first)
+    )
     meta = read_metadata(second)
     assert meta["stage"] == "second"
     assert meta["first_model"] == "rrtn_first.safetensors"
@@ -85,25 +97,31 @@ def test_training_on_user_sequences(tmp_path: Path) -> None:
     spec = oiio.ImageSpec(40, 36, 3, "half")
     for t in range(4):
         pixels = np.full((36, 40, 3), 0.1, np.float32)
-        pixels[:, 4 * t:4 * t + 10] = 0.6
-        write_image(folder / f"plate.{t + 1:04d}.exr", pixels, channels=("R", "G", "B"),
-                    template=spec)
-    settings = tiny(tmp_path / "out", steps=1, clean=[parse_pattern(folder / "plate.####.exr",
-                                                                    must_exist=True)])
+        pixels[:, 4 * t : 4 * t + 10] = 0.6
+        write_image(
+            folder / f"plate.{t + 1:04d}.exr", pixels, channels=("R", "G", "B"), template=spec
+        )
+    settings = tiny(
+        tmp_path / "out", steps=1, clean=[parse_pattern(folder / "plate.####.exr", must_exist=True)]
+    )
     meta = read_metadata(train(settings))
     assert "plate.%04d.exr" in meta["trained_on"]
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"stage": "second"}, "first-pass checkpoint"),
-    ({"crop": 40}, "crop must be a multiple of 16"),
-    ({"loss": "l2"}, "loss must be one of"),
-    ({"frames": 2}, "frames ≥ 3"),
-    ({"resume": True}, "nothing to resume"),
-    ({"config": RRTNConfig()}, "RAFT would be untrained"),
-])
-def test_bad_settings_are_refused_before_training(tmp_path: Path, changes: dict[str, object],
-                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"stage": "second"}, "first-pass checkpoint"),
+        ({"crop": 40}, "crop must be a multiple of 16"),
+        ({"loss": "l2"}, "loss must be one of"),
+        ({"frames": 2}, "frames ≥ 3"),
+        ({"resume": True}, "nothing to resume"),
+        ({"config": RRTNConfig()}, "RAFT would be untrained"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
     with pytest.raises(RRTNError, match=message):
         train(tiny(tmp_path, **changes))
 
@@ -114,24 +132,41 @@ def test_learning_rate_decays_by_cosine_to_one_percent() -> None:
     assert cosine_lr(2e-4, 100, 100) == pytest.approx(2e-6)
 
 
-def test_train_command_reports_progress(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", "--out", str(tmp_path), "--steps", "1", "--batch", "1", "--frames",
-                 "3", "--crop", "32", "--device", "cpu"]) == 0
+def test_train_command_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(tmp_path),
+                "--steps",
+                "1",
+                "--batch",
+                "1",
+                "--frames",
+                "3",
+                "--crop",
+                "32",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr()
     assert "step 1/1 loss" in text.err
     assert f"wrote {tmp_path / 'rrtn_first.safetensors'}" in text.out
 
 
-def test_fine_tuning_an_official_checkpoint_keeps_its_raft_frozen(golden_dir: Path,
-                                                                  tmp_path: Path) -> None:
+def test_fine_tuning_an_official_checkpoint_keeps_its_raft_frozen(
+    golden_dir: Path, tmp_path: Path
+) -> None:
     official = golden_dir / "checkpoint.pth"
     tuned = load_rrtn(train(tiny(tmp_path, steps=1, init=official, crop=128)))
     before = load_rrtn(official)
     assert tuned.config.flow_source == "raft"
     assert read_metadata(tmp_path / "rrtn_first.safetensors")["base"] == "checkpoint.pth"
-    for (name, a), b in zip(before.state_dict().items(), tuned.state_dict().values(),
-                            strict=True):
+    for (name, a), b in zip(before.state_dict().items(), tuned.state_dict().values(), strict=True):
         if name.startswith("flow_net."):
             assert torch.equal(a, b), name
     assert not torch.equal(before.conv_last.weight, tuned.conv_last.weight)

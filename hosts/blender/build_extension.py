@@ -23,8 +23,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ADDON = HERE / "rrtn_restore"
-PLATFORMS = {"linux-x64": "manylinux_2_17_x86_64", "windows-x64": "win_amd64",
-             "macos-arm64": "macosx_11_0_arm64", "macos-x64": "macosx_10_14_x86_64"}
+PLATFORMS = {
+    "linux-x64": "manylinux_2_17_x86_64",
+    "windows-x64": "win_amd64",
+    "macos-arm64": "macosx_11_0_arm64",
+    "macos-x64": "macosx_10_14_x86_64",
+}
 DEPENDENCIES = ("grpcio", "protobuf", "typing_extensions")
 """The client library's needs beyond numpy (grpcio imports typing_extensions)."""
 PYTHON = "3.11"
@@ -42,14 +46,31 @@ def build(platforms: list[str], out: Path) -> Path:
         subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
         pins = [f"{name}=={importlib.metadata.version(name)}" for name in DEPENDENCIES]
         for platform in platforms:
-            subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:",
-                            "--python-version", PYTHON, "--platform", PLATFORMS[platform],
-                            "-d", str(wheels), *pins], check=True)
+            subprocess.run(
+                [
+                    *pip,
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--python-version",
+                    PYTHON,
+                    "--platform",
+                    PLATFORMS[platform],
+                    "-d",
+                    str(wheels),
+                    *pins,
+                ],
+                check=True,
+            )
         manifest = (ADDON / "blender_manifest.toml").read_text()
         listed = ", ".join(f'"./wheels/{w.name}"' for w in sorted(wheels.glob("*.whl")))
         targets = ", ".join(f'"{p}"' for p in platforms)
-        manifest = re.sub(r"^wheels = \[\]$", f"wheels = [{listed}]\nplatforms = [{targets}]",
-                          manifest, flags=re.MULTILINE)
+        manifest = re.sub(
+            r"^wheels = \[\]$",
+            f"wheels = [{listed}]\nplatforms = [{targets}]",
+            manifest,
+            flags=re.MULTILINE,
+        )
         version = re.search(r'^version = "(.+)"$', manifest, re.MULTILINE)
         out.mkdir(parents=True, exist_ok=True)
         target = out / f"rrtn_restore-{version.group(1) if version else 'dev'}.zip"
@@ -65,8 +86,12 @@ def build(platforms: list[str], out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
-                        help="repeat for several (default: all)")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        choices=sorted(PLATFORMS),
+        help="repeat for several (default: all)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     args = parser.parse_args()
     print(build(args.platform or sorted(PLATFORMS), args.out))

@@ -50,7 +50,8 @@ def create_node() -> nuke.Group:
         nuke.String_Knob("server", "server", settings.server),
         nuke.PyScript_Knob("refresh", "Refresh", f"{CALL}refresh_choices(nuke.thisNode())"),
         nuke.Enumeration_Knob("model", "model", [SERVER_DEFAULT_MODEL]),
-        nuke.Int_Knob("first", "frame range"), nuke.Int_Knob("last", ""),
+        nuke.Int_Knob("first", "frame range"),
+        nuke.Int_Knob("last", ""),
         nuke.Int_Knob("handles", "handles"),
         nuke.Int_Knob("passes", "passes (0: model default)"),
         *[nuke.Boolean_Knob(f"aov_{aov}", aov) for aov in AOVS],
@@ -70,8 +71,9 @@ def create_node() -> nuke.Group:
     group["cache"].setValue(str(default_cache_root() / "nuke"))
     with group:
         plate = nuke.nodes.Input(name="Input1")
-        write = nuke.nodes.Write(name="RenderInput", file_type="exr", raw=True, disable=True,
-                                 create_directories=True)
+        write = nuke.nodes.Write(
+            name="RenderInput", file_type="exr", raw=True, disable=True, create_directories=True
+        )
         write["datatype"].setValue("32 bit float")
         write["compression"].setValue("Zip (1 scanline)")
         write["channels"].setValue("rgba")
@@ -95,8 +97,7 @@ def refresh_choices(group: nuke.Node) -> None:
     model.setValues([SERVER_DEFAULT_MODEL, *choices.models])
     if current in choices.models:
         model.setValue(current)
-    _status(group, f"Server {choices.version} on {choices.device}: "
-                   f"{', '.join(choices.models)}")
+    _status(group, f"Server {choices.version} on {choices.device}: {', '.join(choices.models)}")
 
 
 def restore(group: nuke.Node) -> None:
@@ -150,8 +151,9 @@ def _finish(group: nuke.Node, job: RestoreJob, thread: JobThread) -> None:
         return
     _show(group, job, thread.result)
     result = thread.result
-    warning = (f"; NaN/Inf in frames {list(result.nonfinite_frames)}"
-               if result.nonfinite_frames else "")
+    warning = (
+        f"; NaN/Inf in frames {list(result.nonfinite_frames)}" if result.nonfinite_frames else ""
+    )
     _status(group, f"Restored frames {job.first}-{job.last} in {result.seconds:.1f} s{warning}")
 
 
@@ -170,8 +172,9 @@ def _show(group: nuke.Node, job: RestoreJob, result: JobResult) -> None:
 def _inner(group: nuke.Node, name: str) -> nuke.Node:
     node = group.node(name) if isinstance(group, nuke.Group) else None
     if node is None:
-        raise RRTNError(f"{group.name()} has lost its inner node {name}: "
-                        "create a new RRTN Restore node")
+        raise RRTNError(
+            f"{group.name()} has lost its inner node {name}: create a new RRTN Restore node"
+        )
     return node
 
 
@@ -181,24 +184,37 @@ def _job(group: nuke.Node) -> tuple[RestoreJob, Path]:
     if source is None:
         raise RRTNError("connect the node's input to the plate to restore")
     if nuke.root()["proxy"].value():
-        raise RRTNError("proxy mode is on: RRTN restores full-resolution frames only; "
-                        "switch proxy off and press Restore again")
+        raise RRTNError(
+            "proxy mode is on: RRTN restores full-resolution frames only; "
+            "switch proxy off and press Restore again"
+        )
     available = (source.firstFrame(), source.lastFrame())
     first, last = int(group["first"].value()), int(group["last"].value())
     job = RestoreJob.with_handles(
-        first=first, last=last, handles=int(group["handles"].value()), available=available,
-        name=group.name(), input="", width=source.width(), height=source.height(),
-        identity=_upstream_identity(source, available), settings=_settings(group))
+        first=first,
+        last=last,
+        handles=int(group["handles"].value()),
+        available=available,
+        name=group.name(),
+        input="",
+        width=source.width(),
+        height=source.height(),
+        identity=_upstream_identity(source, available),
+        settings=_settings(group),
+    )
     return job, Path(group["cache"].value() or default_cache_root() / "nuke")
 
 
 def _settings(group: nuke.Node) -> HostSettings:
     model = group["model"].value()
-    return replace(HostSettings(), server=group["server"].value().strip(),
-                   model="" if model == SERVER_DEFAULT_MODEL else model,
-                   passes=int(group["passes"].value()),
-                   aovs=tuple(aov for aov in AOVS if group[f"aov_{aov}"].value()),
-                   input_colorspace=group["colorspace"].value().strip())
+    return replace(
+        HostSettings(),
+        server=group["server"].value().strip(),
+        model="" if model == SERVER_DEFAULT_MODEL else model,
+        passes=int(group["passes"].value()),
+        aovs=tuple(aov for aov in AOVS if group[f"aov_{aov}"].value()),
+        input_colorspace=group["colorspace"].value().strip(),
+    )
 
 
 def _upstream_identity(node: nuke.Node, frames: tuple[int, int]) -> str:
@@ -214,8 +230,9 @@ def _upstream_identity(node: nuke.Node, frames: tuple[int, int]) -> str:
         digest.update(f"{current.Class()} {current.fullName()}\n".encode())
         digest.update(current.writeKnobs(nuke.WRITE_ALL | nuke.TO_SCRIPT).encode())
         if current.Class() == "Read":
-            digest.update(files_identity(current["file"].value(),
-                                         range(frames[0], frames[1] + 1)).encode())
+            digest.update(
+                files_identity(current["file"].value(), range(frames[0], frames[1] + 1)).encode()
+            )
         pending += current.dependencies(nuke.INPUTS | nuke.HIDDEN_INPUTS)
     return digest.hexdigest()
 

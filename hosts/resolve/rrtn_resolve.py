@@ -71,14 +71,19 @@ def connect() -> Resolve:
     try:
         import DaVinciResolveScript
     except ImportError:
-        raise RRTNError("DaVinciResolveScript is not importable: set RESOLVE_SCRIPT_API and "
-                        "RESOLVE_SCRIPT_LIB and add $RESOLVE_SCRIPT_API/Modules to PYTHONPATH "
-                        "(see the README)", kind=ErrorKind.NOT_FOUND) from None
+        raise RRTNError(
+            "DaVinciResolveScript is not importable: set RESOLVE_SCRIPT_API and "
+            "RESOLVE_SCRIPT_LIB and add $RESOLVE_SCRIPT_API/Modules to PYTHONPATH "
+            "(see the README)",
+            kind=ErrorKind.NOT_FOUND,
+        ) from None
     app = DaVinciResolveScript.scriptapp("Resolve")
     if app is None:
-        raise RRTNError("Resolve does not answer: start DaVinci Resolve Studio and set "
-                        "Preferences > System > General > External scripting using: Local",
-                        kind=ErrorKind.NOT_FOUND)
+        raise RRTNError(
+            "Resolve does not answer: start DaVinci Resolve Studio and set "
+            "Preferences > System > General > External scripting using: Local",
+            kind=ErrorKind.NOT_FOUND,
+        )
     return cast("Resolve", app)
 
 
@@ -90,10 +95,16 @@ def timeline_span(timeline: Timeline, handles: int) -> Span:
     if marks is not None:
         first, last = start + marks["in"], start + marks["out"]
         if not start <= first <= last <= end:
-            raise RRTNError(f"the marked range {first}-{last} is not inside the timeline "
-                            f"{start}-{end}")
-        return Span(first, last, max(start, first - handles), min(end, last + handles),
-                    f"{timeline.GetName()} {first}-{last}")
+            raise RRTNError(
+                f"the marked range {first}-{last} is not inside the timeline {start}-{end}"
+            )
+        return Span(
+            first,
+            last,
+            max(start, first - handles),
+            min(end, last + handles),
+            f"{timeline.GetName()} {first}-{last}",
+        )
     item = timeline.GetCurrentVideoItem()
     if item is None:
         raise RRTNError("mark an in/out range on the timeline or put the playhead on a clip")
@@ -101,22 +112,30 @@ def timeline_span(timeline: Timeline, handles: int) -> Span:
     return Span(first, last, first, last, item.GetName())
 
 
-def render_range(project: Project, span: Span, folder: Path,
-                 progress: Any = print) -> tuple[str, int]:
+def render_range(
+    project: Project, span: Span, folder: Path, progress: Any = print
+) -> tuple[str, int]:
     """Render ``span``'s context to EXR in ``folder``; returns the files' pattern (####) and
     the file number of the first frame."""
     if "exr" not in project.GetRenderFormats().values():
         raise RRTNError("this Resolve offers no EXR render format")
     codecs = project.GetRenderCodecs("exr")
     if EXR_CODEC not in codecs.values():
-        raise RRTNError(f"Resolve offers no {EXR_CODEC} EXR codec (it has: "
-                        f"{', '.join(codecs.values())})")
+        raise RRTNError(
+            f"Resolve offers no {EXR_CODEC} EXR codec (it has: {', '.join(codecs.values())})"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     project.SetCurrentRenderFormatAndCodec("exr", EXR_CODEC)
     project.SetCurrentRenderMode(1)  # one file per frame of the whole range, not per clip
-    settings = {"SelectAllFrames": False, "MarkIn": span.low, "MarkOut": span.high,
-                "TargetDir": str(folder), "CustomName": "rrtn_input", "ExportVideo": True,
-                "ExportAudio": False}
+    settings = {
+        "SelectAllFrames": False,
+        "MarkIn": span.low,
+        "MarkOut": span.high,
+        "TargetDir": str(folder),
+        "CustomName": "rrtn_input",
+        "ExportVideo": True,
+        "ExportAudio": False,
+    }
     if not project.SetRenderSettings(cast("RenderSettings", settings)):
         raise RRTNError("Resolve refused the render settings for the EXR render")
     job_id = project.AddRenderJob()
@@ -132,8 +151,10 @@ def render_range(project: Project, span: Span, folder: Path,
             raise RRTNError("render cancelled", kind=ErrorKind.CANCELLED) from None
         status = dict(project.GetRenderJobStatus(job_id))
         if status.get("JobStatus") != "Complete":
-            raise RRTNError(f"the EXR render ended {status.get('JobStatus')}: "
-                            f"{status.get('Error', 'see the render queue')}")
+            raise RRTNError(
+                f"the EXR render ended {status.get('JobStatus')}: "
+                f"{status.get('Error', 'see the render queue')}"
+            )
     finally:
         project.DeleteRenderJob(job_id)
     return rendered_sequence(folder, span.high - span.low + 1)
@@ -146,22 +167,26 @@ def rendered_sequence(folder: Path, count: int) -> tuple[str, int]:
     stems = {(stem, digits) for stem, digits, _ in found}
     numbers = [n for *_, n in found]
     if len(stems) != 1 or numbers != list(range(numbers[0], numbers[0] + count)):
-        raise RRTNError(f"the render left {len(found)} EXR files in {folder}, not one "
-                        f"sequence of {count} frames")
+        raise RRTNError(
+            f"the render left {len(found)} EXR files in {folder}, not one "
+            f"sequence of {count} frames"
+        )
     ((stem, digits),) = stems
     return str(folder / f"{stem}{'#' * digits}.exr"), numbers[0]
 
 
-def import_result(resolve: Resolve, project: Project, result: JobResult, offset: int,
-                  append: bool) -> MediaPoolItem:
+def import_result(
+    resolve: Resolve, project: Project, result: JobResult, offset: int, append: bool
+) -> MediaPoolItem:
     """Import the restored frames into the "RRTN" bin, the mask as the clip's matte."""
     pool = project.GetMediaPool()
     root = pool.GetRootFolder()
     folder = next((f for f in root.GetSubFolderList() if f.GetName() == BIN), None)
     pool.SetCurrentFolder(folder or pool.AddSubFolder(root, BIN))
     printf = re.sub(r"#+", lambda m: f"%0{len(m.group())}d", result.pattern)
-    items = pool.ImportMedia([{"FilePath": printf, "StartIndex": result.first,
-                               "EndIndex": result.last}])
+    items = pool.ImportMedia(
+        [{"FilePath": printf, "StartIndex": result.first, "EndIndex": result.last}]
+    )
     if not items:
         raise RRTNError(f"Resolve did not import {printf} ({result.first}-{result.last})")
     item = items[0]
@@ -174,17 +199,28 @@ def import_result(resolve: Resolve, project: Project, result: JobResult, offset:
         timeline = project.GetCurrentTimeline()
         timeline.AddTrack("video", cast(Any, {}))
         track = timeline.GetTrackCount("video")
-        clip: MediaPoolClipInfo = {"mediaPoolItem": item, "startFrame": 0,
-                                   "endFrame": result.last - result.first, "trackIndex": track,
-                                   "recordFrame": result.first - offset}
+        clip: MediaPoolClipInfo = {
+            "mediaPoolItem": item,
+            "startFrame": 0,
+            "endFrame": result.last - result.first,
+            "trackIndex": track,
+            "recordFrame": result.first - offset,
+        }
         # fusionscript-stubs 21.0 leaves this documented clip-info form off the overloads.
         if not pool.AppendToTimeline([clip]):  # type: ignore[arg-type]
             raise RRTNError(f"Resolve did not put {item.GetName()} on video track {track}")
     return item
 
 
-def restore(resolve: Resolve, settings: HostSettings, *, handles: int, cache: Path,
-            append: bool = False, progress: Any = print) -> JobResult:
+def restore(
+    resolve: Resolve,
+    settings: HostSettings,
+    *,
+    handles: int,
+    cache: Path,
+    append: bool = False,
+    progress: Any = print,
+) -> JobResult:
     """Render, restore on the server, import: the whole script."""
     project = resolve.GetProjectManager().GetCurrentProject()
     timeline = project.GetCurrentTimeline() if project else None
@@ -196,13 +232,21 @@ def restore(resolve: Resolve, settings: HostSettings, *, handles: int, cache: Pa
     staging = cache / "renders" / f"{timeline.GetName()}-{span.low}-{span.high}"
     pattern, number = render_range(project, span, staging, progress)
     offset = number - span.low  # file number minus timeline frame
-    job = RestoreJob(name=span.name, input=pattern, first=span.first + offset,
-                     last=span.last + offset, context_first=span.low + offset,
-                     context_last=span.high + offset, width=width, height=height,
-                     settings=settings, aov_files=True,
-                     identity=files_identity(pattern, range(span.low + offset,
-                                                            span.high + offset + 1),
-                                             by_content=True))
+    job = RestoreJob(
+        name=span.name,
+        input=pattern,
+        first=span.first + offset,
+        last=span.last + offset,
+        context_first=span.low + offset,
+        context_last=span.high + offset,
+        width=width,
+        height=height,
+        settings=settings,
+        aov_files=True,
+        identity=files_identity(
+            pattern, range(span.low + offset, span.high + offset + 1), by_content=True
+        ),
+    )
     thread = JobThread(job, cache).start()
     try:
         while not thread.finished(1.0):
@@ -215,8 +259,10 @@ def restore(resolve: Resolve, settings: HostSettings, *, handles: int, cache: Pa
     if thread.result is None:
         raise thread.error or RRTNError("the restore ended without a result")
     item = import_result(resolve, project, thread.result, offset, append)
-    progress(f"Imported {item.GetName()} into the {BIN} bin "
-             f"(frames {span.first}-{span.last}, {thread.result.seconds:.1f} s)")
+    progress(
+        f"Imported {item.GetName()} into the {BIN} bin "
+        f"(frames {span.first}-{span.last}, {thread.result.seconds:.1f} s)"
+    )
     return thread.result
 
 
@@ -224,22 +270,30 @@ def main(argv: list[str] | None = None) -> int:
     defaults = HostSettings()
     parser = argparse.ArgumentParser(description="Restore a Resolve timeline range with RRTN.")
     parser.add_argument("--server", default=defaults.server)
-    parser.add_argument("--model", default="", help="a model the server offers (default: its "
-                        "first)")
+    parser.add_argument(
+        "--model", default="", help="a model the server offers (default: its first)"
+    )
     parser.add_argument("--passes", type=int, default=0, help="0: the model's default")
     parser.add_argument("--handles", type=int, default=8)
-    parser.add_argument("--colorspace", default=DEFAULT_COLORSPACE,
-                        help=f"what the rendered EXRs hold (default {DEFAULT_COLORSPACE!r})")
+    parser.add_argument(
+        "--colorspace",
+        default=DEFAULT_COLORSPACE,
+        help=f"what the rendered EXRs hold (default {DEFAULT_COLORSPACE!r})",
+    )
     parser.add_argument("--aovs", default="mask", help="comma-separated: mask, repair, motion")
     parser.add_argument("--cache", type=Path, default=default_cache_root() / "resolve")
     parser.add_argument("--append", action="store_true", help="put the result on a new track")
     args = parser.parse_args(argv)
     try:
-        settings = HostSettings(server=args.server, token=defaults.token, model=args.model,
-                                passes=args.passes, input_colorspace=args.colorspace,
-                                aovs=tuple(a.strip() for a in args.aovs.split(",") if a.strip()))
-        restore(connect(), settings, handles=args.handles, cache=args.cache,
-                append=args.append)
+        settings = HostSettings(
+            server=args.server,
+            token=defaults.token,
+            model=args.model,
+            passes=args.passes,
+            input_colorspace=args.colorspace,
+            aovs=tuple(a.strip() for a in args.aovs.split(",") if a.strip()),
+        )
+        restore(connect(), settings, handles=args.handles, cache=args.cache, append=args.append)
     except RRTNError as exc:
         print(f"RRTN Restore: {exc}", file=sys.stderr)
         return 1

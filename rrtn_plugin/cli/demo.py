@@ -38,13 +38,27 @@ class DemoReport:
     sheet: Path
 
 
-def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width: int,
-             height: int, seed: int, options: RestoreOptions,
-             progress: Callable[[Progress], None] | None = None) -> DemoReport:
+def run_demo(
+    out: Path,
+    *,
+    first: RRTN,
+    second: RRTN | None,
+    frames: int,
+    width: int,
+    height: int,
+    seed: int,
+    options: RestoreOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> DemoReport:
     """Make, damage, write, restore and compare a clip; everything goes under ``out``."""
     generator = torch.Generator().manual_seed(seed)
-    clean_clip = camera_clip(load_still(HELD_OUT_STILLS[0]), frames=frames, height=height,
-                             width=width, generator=generator)
+    clean_clip = camera_clip(
+        load_still(HELD_OUT_STILLS[0]),
+        frames=frames,
+        height=height,
+        width=width,
+        generator=generator,
+    )
     damaged_clip = degrade_clip(clean_clip, generator=generator)
     clean, damaged = clean_clip.numpy(), damaged_clip.frames.numpy()
     config = load_config()
@@ -56,12 +70,21 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
     template.attribute("oiio:ColorSpace", LINEAR)
     for t, frame in enumerate(damaged):
         linear = converter.from_working(np.repeat(frame[..., None], 3, axis=2))
-        write_image(src_dir / f"demo.{FIRST_FRAME + t:04d}.exr", linear,
-                    channels=("R", "G", "B"), template=template)
-    settings = JobSettings(input_colorspace=LINEAR, aovs=(Aov.MASK, Aov.REPAIR),
-                           restore=options)
-    job = restore_sequence(src_dir / "demo.####.exr", dst_dir / "demo.####.exr", first=first,
-                           second=second, settings=settings, progress=progress)
+        write_image(
+            src_dir / f"demo.{FIRST_FRAME + t:04d}.exr",
+            linear,
+            channels=("R", "G", "B"),
+            template=template,
+        )
+    settings = JobSettings(input_colorspace=LINEAR, aovs=(Aov.MASK, Aov.REPAIR), restore=options)
+    job = restore_sequence(
+        src_dir / "demo.####.exr",
+        dst_dir / "demo.####.exr",
+        first=first,
+        second=second,
+        settings=settings,
+        progress=progress,
+    )
     restored, masks = [], []
     for t in range(frames):
         info, pixels = read_pixels(dst_dir / f"demo.{FIRST_FRAME + t:04d}.exr")
@@ -73,20 +96,28 @@ def run_demo(out: Path, *, first: RRTN, second: RRTN | None, frames: int, width:
     rows = sorted({0, frames // 3, (2 * frames) // 3, frames - 1})
     peak = max(float(mask.max()), 1e-6)
     contact = contact_sheet([damaged, restored_clip, clean, mask / peak], rows)
-    write_image(sheet, contact[..., None], channels=("Y",),
-                template=oiio.ImageSpec(contact.shape[1], contact.shape[0], 1, "uint8"))
-    return DemoReport(job=job, psnr_damaged=psnr(damaged_clip.frames, clean_clip),
-                      psnr_restored=psnr(torch.from_numpy(restored_clip), clean_clip),
-                      sheet=sheet)
+    write_image(
+        sheet,
+        contact[..., None],
+        channels=("Y",),
+        template=oiio.ImageSpec(contact.shape[1], contact.shape[0], 1, "uint8"),
+    )
+    return DemoReport(
+        job=job,
+        psnr_damaged=psnr(damaged_clip.frames, clean_clip),
+        psnr_restored=psnr(torch.from_numpy(restored_clip), clean_clip),
+        sheet=sheet,
+    )
 
 
 def contact_sheet(columns: list[np.ndarray], rows: list[int], gap: int = 4) -> np.ndarray:
     """(H', W') image: one row per frame index in ``rows``, one column per (T, H, W) clip."""
     _, height, width = columns[0].shape
-    sheet = np.ones((len(rows) * (height + gap) - gap, len(columns) * (width + gap) - gap),
-                    dtype=np.float32)
+    sheet = np.ones(
+        (len(rows) * (height + gap) - gap, len(columns) * (width + gap) - gap), dtype=np.float32
+    )
     for r, t in enumerate(rows):
         for c, clip in enumerate(columns):
             top, left = r * (height + gap), c * (width + gap)
-            sheet[top:top + height, left:left + width] = np.clip(clip[t], 0, 1)
+            sheet[top : top + height, left : left + width] = np.clip(clip[t], 0, 1)
     return sheet

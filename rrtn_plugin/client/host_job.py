@@ -48,8 +48,12 @@ from rrtn_plugin.errors import ErrorKind, RRTNError
 RECORD = "rrtn_job.json"
 """The file in a job's folder that says the job finished, and with what."""
 
-STAGES = {"read": "Reading frames", "flow": "Optical flow", "restore": "Restoring",
-          "write": "Writing frames"}
+STAGES = {
+    "read": "Reading frames",
+    "flow": "Optical flow",
+    "restore": "Restoring",
+    "write": "Writing frames",
+}
 
 
 def default_cache_root() -> Path:
@@ -82,8 +86,12 @@ class HostSettings:
 
     def result_fields(self) -> dict[str, object]:
         """What changes the restored pixels (the server's address and token do not)."""
-        return {"model": self.model, "passes": self.passes, "aovs": sorted(self.aovs),
-                "input_colorspace": self.input_colorspace}
+        return {
+            "model": self.model,
+            "passes": self.passes,
+            "aovs": sorted(self.aovs),
+            "input_colorspace": self.input_colorspace,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,14 +121,23 @@ class RestoreJob:
         if self.last < self.first:
             raise RRTNError(f"the last frame {self.last} is before the first {self.first}")
         if not self.context_first <= self.first or not self.last <= self.context_last:
-            raise RRTNError(f"frames {self.first}-{self.last} are not inside the input's "
-                            f"frames {self.context_first}-{self.context_last}")
+            raise RRTNError(
+                f"frames {self.first}-{self.last} are not inside the input's "
+                f"frames {self.context_first}-{self.context_last}"
+            )
         if self.width <= 0 or self.height <= 0:
             raise RRTNError(f"the input has no pixels ({self.width}x{self.height})")
 
     @classmethod
-    def with_handles(cls, *, first: int, last: int, handles: int,
-                     available: tuple[int, int] | None = None, **fields: object) -> RestoreJob:
+    def with_handles(
+        cls,
+        *,
+        first: int,
+        last: int,
+        handles: int,
+        available: tuple[int, int] | None = None,
+        **fields: object,
+    ) -> RestoreJob:
         """A job whose context is ``handles`` frames either side, within ``available``."""
         if handles < 0:
             raise RRTNError(f"handles must be 0 or more, not {handles}")
@@ -128,17 +145,25 @@ class RestoreJob:
             raise RRTNError(f"the last frame {last} is before the first {first}")
         low, high = available if available is not None else (first - handles, last + handles)
         if not low <= first <= last <= high:
-            raise RRTNError(f"frames {first}-{last} are not all in the input's range "
-                            f"{low}-{high}")
-        return cls(first=first, last=last, context_first=max(low, first - handles),
-                   context_last=min(high, last + handles), **fields)  # type: ignore[arg-type]
+            raise RRTNError(f"frames {first}-{last} are not all in the input's range {low}-{high}")
+        return cls(
+            first=first,
+            last=last,
+            context_first=max(low, first - handles),
+            context_last=min(high, last + handles),
+            **fields,
+        )  # type: ignore[arg-type]
 
     def key(self) -> str:
         """A digest of everything that decides the result."""
-        described = {"identity": self.identity, "frames": [self.first, self.last],
-                     "context": [self.context_first, self.context_last],
-                     "size": [self.width, self.height], "aov_files": self.aov_files,
-                     **self.settings.result_fields()}
+        described = {
+            "identity": self.identity,
+            "frames": [self.first, self.last],
+            "context": [self.context_first, self.context_last],
+            "size": [self.width, self.height],
+            "aov_files": self.aov_files,
+            **self.settings.result_fields(),
+        }
         text = json.dumps(described, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
@@ -237,15 +262,18 @@ def finished_result(job: RestoreJob, cache_root: Path) -> JobResult | None:
         return None
     result = _result_from_record(saved, job.folder(cache_root), reused=True)
     patterns = [result.pattern, *result.aov_patterns.values()]
-    if all(frame_path(p, f).is_file() for p in patterns
-           for f in range(job.first, job.last + 1)):
+    if all(frame_path(p, f).is_file() for p in patterns for f in range(job.first, job.last + 1)):
         return result
     return None
 
 
-def run_job(job: RestoreJob, cache_root: Path, *,
-            progress: Callable[[JobProgress], None] | None = None,
-            cancel: Cancel | None = None) -> JobResult:
+def run_job(
+    job: RestoreJob,
+    cache_root: Path,
+    *,
+    progress: Callable[[JobProgress], None] | None = None,
+    cancel: Cancel | None = None,
+) -> JobResult:
     """Restore ``job`` through its server into its folder, unless that holds it already.
 
     Raises :class:`RRTNError` with a message for the user (kind CANCELLED when cancelled).
@@ -257,23 +285,34 @@ def run_job(job: RestoreJob, cache_root: Path, *,
     stem = _slug(job.name)
     digits = max(4, len(str(abs(job.last))))
     pattern = str(folder / f"{stem}.{'#' * digits}.exr")
-    aov_output = (str(folder / "{aov}" / f"{stem}_{{aov}}.{'#' * digits}.exr")
-                  if job.aov_files else None)  # a folder per AOV: one sequence in each
+    aov_output = (
+        str(folder / "{aov}" / f"{stem}_{{aov}}.{'#' * digits}.exr") if job.aov_files else None
+    )  # a folder per AOV: one sequence in each
     settings = job.settings
     started = time.perf_counter()
     try:
         with Client(settings.server, token=settings.token or None) as client:
             session = client.open_session(
-                first_frame=job.context_first, last_frame=job.context_last, width=job.width,
-                height=job.height, name=job.name, model=settings.model, aovs=settings.aovs,
+                first_frame=job.context_first,
+                last_frame=job.context_last,
+                width=job.width,
+                height=job.height,
+                name=job.name,
+                model=settings.model,
+                aovs=settings.aovs,
                 input_colorspace=settings.input_colorspace,
-                max_passes=settings.passes or None)
+                max_passes=settings.passes or None,
+            )
             try:
                 summary = session.restore_files(
-                    job.first, job.last, input=job.input or job.rendered_input(cache_root),
-                    output=pattern, aov_output=aov_output,
+                    job.first,
+                    job.last,
+                    input=job.input or job.rendered_input(cache_root),
+                    output=pattern,
+                    aov_output=aov_output,
                     progress=None if progress is None else lambda e: progress(JobProgress.of(e)),
-                    cancel=cancel)
+                    cancel=cancel,
+                )
             finally:
                 with contextlib.suppress(ServerError):  # a server that is gone freed it
                     session.close()
@@ -281,13 +320,21 @@ def run_job(job: RestoreJob, cache_root: Path, *,
         raise _user_error(exc, settings.server) from None
     except FileNotFoundError as exc:
         raise RRTNError(str(exc), kind=ErrorKind.NOT_FOUND) from None
-    aov_patterns = ({aov: aov_output.replace("{aov}", aov) for aov in settings.aovs}
-                    if aov_output else {})
-    record = {"key": job.key(), "name": job.name, "first": job.first, "last": job.last,
-              "pattern": pattern, "aov_patterns": aov_patterns,
-              "seconds": time.perf_counter() - started, "pass_psnr": list(summary.pass_psnr),
-              "nonfinite_frames": list(summary.nonfinite_frames),
-              "settings": job.settings.result_fields()}
+    aov_patterns = (
+        {aov: aov_output.replace("{aov}", aov) for aov in settings.aovs} if aov_output else {}
+    )
+    record = {
+        "key": job.key(),
+        "name": job.name,
+        "first": job.first,
+        "last": job.last,
+        "pattern": pattern,
+        "aov_patterns": aov_patterns,
+        "seconds": time.perf_counter() - started,
+        "pass_psnr": list(summary.pass_psnr),
+        "nonfinite_frames": list(summary.nonfinite_frames),
+        "settings": job.settings.result_fields(),
+    }
     with atomic_output(folder / RECORD) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     if not job.input:
@@ -321,8 +368,9 @@ class JobThread:
 
     def _run(self) -> None:
         try:
-            self.result = run_job(self.job, self.cache_root, cancel=self._cancel,
-                                  progress=self._progress)
+            self.result = run_job(
+                self.job, self.cache_root, cancel=self._cancel, progress=self._progress
+            )
         except RRTNError as exc:
             self.error = exc
         except Exception as exc:  # handed to the host's thread, which shows it
@@ -351,31 +399,43 @@ def server_choices(settings: HostSettings, *, timeout: float = 5.0) -> ServerCho
     except ServerError as exc:
         raise _user_error(exc, settings.server) from None
     aovs = next((tuple(o.choices) for o in info.options if o.name == "aovs"), ())
-    return ServerChoices(info.version, info.device, tuple(m.name for m in info.models),
-                         tuple(info.colorspaces), aovs)
+    return ServerChoices(
+        info.version, info.device, tuple(m.name for m in info.models), tuple(info.colorspaces), aovs
+    )
 
 
 def _result_from_record(record: dict[str, Any], folder: Path, *, reused: bool) -> JobResult:
-    return JobResult(folder, record["pattern"], dict(record["aov_patterns"]), record["first"],
-                     record["last"], record["seconds"], tuple(record["pass_psnr"]),
-                     tuple(record["nonfinite_frames"]), reused)
+    return JobResult(
+        folder,
+        record["pattern"],
+        dict(record["aov_patterns"]),
+        record["first"],
+        record["last"],
+        record["seconds"],
+        tuple(record["pass_psnr"]),
+        tuple(record["nonfinite_frames"]),
+        reused,
+    )
 
 
 def _user_error(exc: ServerError, server: str) -> RRTNError:
     if exc.code == grpc.StatusCode.UNAVAILABLE:
-        return RRTNError(f"no rrtn-plugin server answers at {server}: start one with "
-                         "'rrtn-plugin serve' or check the server address",
-                         kind=ErrorKind.NOT_FOUND)
+        return RRTNError(
+            f"no rrtn-plugin server answers at {server}: start one with "
+            "'rrtn-plugin serve' or check the server address",
+            kind=ErrorKind.NOT_FOUND,
+        )
     if exc.code == grpc.StatusCode.CANCELLED:
         return RRTNError("restore cancelled", kind=ErrorKind.CANCELLED)
     if exc.code == grpc.StatusCode.UNAUTHENTICATED:
-        return RRTNError(f"the server at {server} refused the token: set the token "
-                         "(or $RRTN_TOKEN) to the one it was started with",
-                         kind=ErrorKind.PERMISSION_DENIED)
+        return RRTNError(
+            f"the server at {server} refused the token: set the token "
+            "(or $RRTN_TOKEN) to the one it was started with",
+            kind=ErrorKind.PERMISSION_DENIED,
+        )
     return RRTNError(f"the server at {server} says: {exc.message}")
 
 
 def _slug(name: str) -> str:
     """A name safe in file names."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "rrtn"
-

@@ -43,8 +43,16 @@ from rrtn_plugin.protocol.framing import (
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
 
-__all__ = ["DEFAULT_ADDRESS", "Cancel", "Client", "Progress", "ServerError", "Session",
-           "frame_path", "sequence_pattern"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Cancel",
+    "Client",
+    "Progress",
+    "ServerError",
+    "Session",
+    "frame_path",
+    "sequence_pattern",
+]
 
 FrameData = Callable[[int], tuple[bytes, "pb.FrameEncoding.ValueType", "pb.RawLayout | None"]]
 """What a restore sends for a frame the server asks for: its bytes, encoding and layout."""
@@ -100,11 +108,11 @@ def frame_path(pattern: str, frame: int) -> Path:
     printf = re.search(r"%0?(\d*)d", pattern)
     if printf:
         digits = int(printf.group(1) or 1)
-        return Path(pattern[:printf.start()] + f"{frame:0{digits}d}" + pattern[printf.end():])
+        return Path(pattern[: printf.start()] + f"{frame:0{digits}d}" + pattern[printf.end() :])
     run = re.search(r"[#@]+", pattern)
     if run is None:
         raise ValueError(f"'{pattern}' has no frame number (use #### or %04d)")
-    return Path(pattern[:run.start()] + f"{frame:0{len(run.group())}d}" + pattern[run.end():])
+    return Path(pattern[: run.start()] + f"{frame:0{len(run.group())}d}" + pattern[run.end() :])
 
 
 def sequence_pattern(path: str) -> str:
@@ -125,8 +133,14 @@ class Client:
         timeout: default deadline in seconds for each call (None: none).
     """
 
-    def __init__(self, address: str, *, token: str | None = None,
-                 root_certificates: bytes | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        timeout: float | None = None,
+    ) -> None:
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
@@ -159,58 +173,107 @@ class Client:
 
     def sessions(self) -> pb.ListSessionsResponse:
         """The server's open sessions with their memory and cache figures."""
-        listed: pb.ListSessionsResponse = self._call(self.stub.ListSessions,
-                                                     pb.ListSessionsRequest())
+        listed: pb.ListSessionsResponse = self._call(
+            self.stub.ListSessions, pb.ListSessionsRequest()
+        )
         return listed
 
-    def open_session(self, *, first_frame: int, last_frame: int, width: int, height: int,
-                     name: str = "", model: str = "", aovs: Sequence[str] = (),
-                     color_mode: str = "", input_colorspace: str = "", precision: str = "",
-                     max_passes: int | None = None, stop_psnr: float | None = None,
-                     window: int | None = None, overlap: int | None = None,
-                     tile: int | None = None, flow_max_pixels: int | None = None) -> Session:
+    def open_session(
+        self,
+        *,
+        first_frame: int,
+        last_frame: int,
+        width: int,
+        height: int,
+        name: str = "",
+        model: str = "",
+        aovs: Sequence[str] = (),
+        color_mode: str = "",
+        input_colorspace: str = "",
+        precision: str = "",
+        max_passes: int | None = None,
+        stop_psnr: float | None = None,
+        window: int | None = None,
+        overlap: int | None = None,
+        tile: int | None = None,
+        flow_max_pixels: int | None = None,
+    ) -> Session:
         """Open a session for frames ``first_frame``–``last_frame`` of ``width`` × ``height``.
 
         The range is everything the client can provide (the host's range with its handles).
         """
         optional: dict[str, Any] = {
-            "max_passes": max_passes, "stop_psnr": stop_psnr, "window": window,
-            "overlap": overlap, "tile": tile, "flow_max_pixels": flow_max_pixels}
-        options = pb.SessionOptions(model=model, aovs=list(aovs), color_mode=color_mode,
-                                    input_colorspace=input_colorspace, precision=precision,
-                                    **{k: v for k, v in optional.items() if v is not None})
-        reply = self._call(self.stub.OpenSession, pb.OpenSessionRequest(
-            name=name, first_frame=first_frame, last_frame=last_frame, width=width,
-            height=height, options=options))
+            "max_passes": max_passes,
+            "stop_psnr": stop_psnr,
+            "window": window,
+            "overlap": overlap,
+            "tile": tile,
+            "flow_max_pixels": flow_max_pixels,
+        }
+        options = pb.SessionOptions(
+            model=model,
+            aovs=list(aovs),
+            color_mode=color_mode,
+            input_colorspace=input_colorspace,
+            precision=precision,
+            **{k: v for k, v in optional.items() if v is not None},
+        )
+        reply = self._call(
+            self.stub.OpenSession,
+            pb.OpenSessionRequest(
+                name=name,
+                first_frame=first_frame,
+                last_frame=last_frame,
+                width=width,
+                height=height,
+                options=options,
+            ),
+        )
         return Session(self, reply.session_id, first_frame, last_frame)
 
 
 class Session:
     """An open session on the server (see :meth:`Client.open_session`)."""
 
-    def __init__(self, client: Client, session_id: str, first_frame: int,
-                 last_frame: int) -> None:
+    def __init__(self, client: Client, session_id: str, first_frame: int, last_frame: int) -> None:
         self.client, self.id = client, session_id
         self.first_frame, self.last_frame = first_frame, last_frame
         self._hashes: dict[Path, tuple[int, int, str]] = {}
 
     def close(self) -> None:
-        self.client._call(self.client.stub.CloseSession,
-                          pb.CloseSessionRequest(session_id=self.id))
+        self.client._call(self.client.stub.CloseSession, pb.CloseSessionRequest(session_id=self.id))
 
-    def restore_paths(self, first: int, last: int, *, input: str, output: str,
-                      progress: Callable[[Progress], None] | None = None,
-                      cancel: Cancel | None = None) -> pb.RestoreSummary:
+    def restore_paths(
+        self,
+        first: int,
+        last: int,
+        *,
+        input: str,
+        output: str,
+        progress: Callable[[Progress], None] | None = None,
+        cancel: Cancel | None = None,
+    ) -> pb.RestoreSummary:
         """The server reads ``input`` and writes ``output`` (patterns on its storage)."""
-        start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
-                                paths=pb.PathTransport(input=input, output=output))
+        start = pb.RestoreStart(
+            session_id=self.id,
+            first_frame=first,
+            last_frame=last,
+            paths=pb.PathTransport(input=input, output=output),
+        )
         summary, _ = self._restore(start, None, progress, cancel, lambda *_: None)
         return summary
 
-    def restore_files(self, first: int, last: int, *, input: str, output: str,
-                      aov_output: str | None = None,
-                      progress: Callable[[Progress], None] | None = None,
-                      cancel: Cancel | None = None) -> pb.RestoreSummary:
+    def restore_files(
+        self,
+        first: int,
+        last: int,
+        *,
+        input: str,
+        output: str,
+        aov_output: str | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        cancel: Cancel | None = None,
+    ) -> pb.RestoreSummary:
         """Send frames from local files ``input``; write the restored EXRs to ``output``.
 
         Only frames the server lacks, or whose bytes changed, are sent. The AOVs are channels
@@ -220,37 +283,48 @@ class Session:
         """
         if aov_output is not None and "{aov}" not in aov_output:
             raise ValueError(f"aov_output '{aov_output}' needs an {{aov}} placeholder")
-        files = {f: frame_path(input, f)
-                 for f in range(self.first_frame, self.last_frame + 1)}
+        files = {f: frame_path(input, f) for f in range(self.first_frame, self.last_frame + 1)}
         files = {f: p for f, p in files.items() if p.is_file()}
         hashes = {f: self._file_hash(p) for f, p in files.items()}
 
         def frame_data(frame: int) -> tuple[bytes, pb.FrameEncoding.ValueType, None]:
             if frame not in files:
-                raise FileNotFoundError(f"the server needs frame {frame}: "
-                                        f"{frame_path(input, frame)} does not exist")
+                raise FileNotFoundError(
+                    f"the server needs frame {frame}: {frame_path(input, frame)} does not exist"
+                )
             return files[frame].read_bytes(), pb.FRAME_ENCODING_FILE, None
 
         def write(frame: int, data: bytes, head: pb.FrameChunk) -> None:
-            pattern = (aov_output.replace("{aov}", head.layer) if head.layer and aov_output
-                       else output)
+            pattern = (
+                aov_output.replace("{aov}", head.layer) if head.layer and aov_output else output
+            )
             target = frame_path(pattern, frame)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(target) as tmp:
                 tmp.write_bytes(data)
 
-        start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
-                                bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_FILE,
-                                                        aov_files=aov_output is not None),
-                                frame_hashes=hashes)
+        start = pb.RestoreStart(
+            session_id=self.id,
+            first_frame=first,
+            last_frame=last,
+            bytes=pb.BytesTransport(
+                reply_encoding=pb.FRAME_ENCODING_FILE, aov_files=aov_output is not None
+            ),
+            frame_hashes=hashes,
+        )
         summary, _ = self._restore(start, frame_data, progress, cancel, write)
         return summary
 
-    def restore_arrays(self, first: int, last: int, frames: Mapping[int, np.ndarray], *,
-                       channels: Sequence[str],
-                       progress: Callable[[Progress], None] | None = None,
-                       cancel: Cancel | None = None
-                       ) -> tuple[dict[int, np.ndarray], tuple[str, ...], pb.RestoreSummary]:
+    def restore_arrays(
+        self,
+        first: int,
+        last: int,
+        frames: Mapping[int, np.ndarray],
+        *,
+        channels: Sequence[str],
+        progress: Callable[[Progress], None] | None = None,
+        cancel: Cancel | None = None,
+    ) -> tuple[dict[int, np.ndarray], tuple[str, ...], pb.RestoreSummary]:
         """Send (H, W, C) float32 ``frames``; returns restored frames, their channels, summary.
 
         The returned channels are ``channels`` followed by the session's AOV channels.
@@ -270,9 +344,13 @@ class Session:
             restored[frame] = raw_pixels(frame, head.raw, data)
             layout[:] = [tuple(head.raw.channels)]
 
-        start = pb.RestoreStart(session_id=self.id, first_frame=first, last_frame=last,
-                                bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW),
-                                frame_hashes=hashes)
+        start = pb.RestoreStart(
+            session_id=self.id,
+            first_frame=first,
+            last_frame=last,
+            bytes=pb.BytesTransport(reply_encoding=pb.FRAME_ENCODING_RAW),
+            frame_hashes=hashes,
+        )
         summary, _ = self._restore(start, frame_data, progress, cancel, keep)
         return restored, (layout[0] if layout else tuple(channels)), summary
 
@@ -286,10 +364,14 @@ class Session:
         self._hashes[path] = (stat.st_mtime_ns, stat.st_size, digest)
         return digest
 
-    def _restore(self, start: pb.RestoreStart, frame_data: FrameData | None,
-                 progress: Callable[[Progress], None] | None, cancel: Cancel | None,
-                 receive: Callable[[int, bytes, pb.FrameChunk], None]
-                 ) -> tuple[pb.RestoreSummary, list[int]]:
+    def _restore(
+        self,
+        start: pb.RestoreStart,
+        frame_data: FrameData | None,
+        progress: Callable[[Progress], None] | None,
+        cancel: Cancel | None,
+        receive: Callable[[int, bytes, pb.FrameChunk], None],
+    ) -> tuple[pb.RestoreSummary, list[int]]:
         outbox: queue.Queue[pb.RestoreRequest | None] = queue.Queue()
         outbox.put(pb.RestoreRequest(start=start))
 
@@ -297,8 +379,9 @@ class Session:
             while (item := outbox.get()) is not None:
                 yield item
 
-        call = self.client.stub.Restore(requests(), metadata=self.client.metadata,
-                                        timeout=self.client.timeout)
+        call = self.client.stub.Restore(
+            requests(), metadata=self.client.metadata, timeout=self.client.timeout
+        )
         if cancel is not None:
             cancel._attach(call)
         summary: pb.RestoreSummary | None = None
@@ -311,18 +394,27 @@ class Session:
                     needed = list(reply.needed.frames)
                     for frame in needed:
                         if frame_data is None:
-                            raise ServerError(grpc.StatusCode.INTERNAL,
-                                              f"the server asked for frame {frame}")
+                            raise ServerError(
+                                grpc.StatusCode.INTERNAL, f"the server asked for frame {frame}"
+                            )
                         data, encoding, raw = frame_data(frame)
-                        for chunk in frame_chunks(frame, data, encoding=encoding, raw=raw,
-                                                  with_hash=True):
+                        for chunk in frame_chunks(
+                            frame, data, encoding=encoding, raw=raw, with_hash=True
+                        ):
                             outbox.put(pb.RestoreRequest(frame=chunk))
                     outbox.put(None)
                 elif kind == "progress":
                     if progress is not None:
                         p = reply.progress
-                        progress(Progress(getattr(p, "pass"), p.stage, p.done, p.total,
-                                          p.frame if p.has_frame else None))
+                        progress(
+                            Progress(
+                                getattr(p, "pass"),
+                                p.stage,
+                                p.done,
+                                p.total,
+                                p.frame if p.has_frame else None,
+                            )
+                        )
                 elif kind == "frame":
                     whole = assembler.add(reply.frame)
                     if whole is not None:

@@ -16,8 +16,14 @@ from rrtn_plugin.errors import RRTNError
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 WORKING_SPACE = "sRGB Encoded Rec.709 (sRGB)"
-_WORKING_ALIASES = (WORKING_SPACE, "srgb_tx", "sRGB - Texture", "Utility - sRGB - Texture",
-                    "srgb_texture", "sRGB")
+_WORKING_ALIASES = (
+    WORKING_SPACE,
+    "srgb_tx",
+    "sRGB - Texture",
+    "Utility - sRGB - Texture",
+    "srgb_texture",
+    "sRGB",
+)
 
 
 def load_config(source: str | None = None) -> ocio.Config:
@@ -38,8 +44,9 @@ def resolve_colorspace(config: ocio.Config, name: str) -> str:
         known += [role for role, _ in config.getRoles()]
         close = difflib.get_close_matches(name, known, n=4, cutoff=0.4)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise RRTNError(f"colour space '{name}' is not in the OpenColorIO config "
-                        f"'{config.getName()}'{hint}")
+        raise RRTNError(
+            f"colour space '{name}' is not in the OpenColorIO config '{config.getName()}'{hint}"
+        )
     return space.getName()
 
 
@@ -51,5 +58,7 @@ def working_colorspace(config: ocio.Config, name: str | None = None) -> str:
         space = config.getColorSpace(candidate)
         if space is not None:
             return space.getName()
-    raise RRTNError(f"the OpenColorIO config '{config.getName()}' has no sRGB-encoded Rec.709 "
-                    "space: name the config's equivalent with --working-colorspace")
+    raise RRTNError(
+        f"the OpenColorIO config '{config.getName()}' has no sRGB-encoded Rec.709 "
+        "space: name the config's equivalent with --working-colorspace"
+    )

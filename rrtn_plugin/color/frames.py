@@ -51,14 +51,16 @@ class FrameColor:
         plain = [i for i, c in enumerate(names) if c != "A" and "." not in c]
         if len(plain) == 1:
             return cls((plain[0],))
-        raise RRTNError(f"no picture channels: expected R, G, B or a single grey channel, got "
-                        f"{', '.join(names)}")
+        raise RRTNError(
+            f"no picture channels: expected R, G, B or a single grey channel, got "
+            f"{', '.join(names)}"
+        )
 
     def rgb(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) picture of (H, W, C) pixels (a grey channel repeated)."""
         if len(self.indices) == 3:
             return pixels[..., list(self.indices)]
-        return np.repeat(pixels[..., self.indices[0]:self.indices[0] + 1], 3, axis=2)
+        return np.repeat(pixels[..., self.indices[0] : self.indices[0] + 1], 3, axis=2)
 
 
 def fill_nonfinite(values: np.ndarray, bad: np.ndarray, *, radius: int = 2) -> np.ndarray:
@@ -83,8 +85,9 @@ def fill_nonfinite(values: np.ndarray, bad: np.ndarray, *, radius: int = 2) -> n
     return filled[0, 0].numpy()
 
 
-def _encoded(pixels: np.ndarray, color: FrameColor,
-             converter: Converter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _encoded(
+    pixels: np.ndarray, color: FrameColor, converter: Converter
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source RGB, its non-finite pixels, and the working encoding (bad pixels as 0)."""
     rgb = color.rgb(pixels).astype(np.float32)
     bad = ~np.isfinite(rgb).all(axis=2)
@@ -92,17 +95,23 @@ def _encoded(pixels: np.ndarray, color: FrameColor,
     return rgb, bad, encoded
 
 
-def network_input(pixels: np.ndarray, color: FrameColor,
-                  converter: Converter) -> tuple[np.ndarray, np.ndarray]:
+def network_input(
+    pixels: np.ndarray, color: FrameColor, converter: Converter
+) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) luminance in [0, 1] for the network, and the (H, W) mask of non-finite pixels."""
     _, bad, encoded = _encoded(pixels, color, converter)
     luma = fill_nonfinite(encoded @ LUMA_WEIGHTS, bad)
     return np.clip(luma, 0.0, 1.0).astype(np.float32), bad
 
 
-def apply_change(pixels: np.ndarray, color: FrameColor, converter: Converter,
-                 restored: np.ndarray, *, mode: ColorMode = ColorMode.KEEP_CHROMA
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def apply_change(
+    pixels: np.ndarray,
+    color: FrameColor,
+    converter: Converter,
+    restored: np.ndarray,
+    *,
+    mode: ColorMode = ColorMode.KEEP_CHROMA,
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply the network's restored luminance to a frame.
 
     Args:

@@ -53,11 +53,16 @@ class ClipResult:
     motion_backward: torch.Tensor | None = None
 
 
-def restore_clip(clip: torch.Tensor | np.ndarray, *, first: RRTN, second: RRTN | None = None,
-                 options: RestoreOptions | None = None,
-                 progress: Callable[[Progress], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None,
-                 first_frame: int = 0) -> ClipResult:
+def restore_clip(
+    clip: torch.Tensor | np.ndarray,
+    *,
+    first: RRTN,
+    second: RRTN | None = None,
+    options: RestoreOptions | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    first_frame: int = 0,
+) -> ClipResult:
     """Restore a clip of any length and frame size.
 
     Args:
@@ -81,19 +86,32 @@ def restore_clip(clip: torch.Tensor | np.ndarray, *, first: RRTN, second: RRTN |
     started = time.perf_counter()
     frames = _as_clip(clip)
     n, h, w = frames.shape
-    session = ClipSession(first_frame=first_frame, num_frames=n, height=h, width=w, first=first,
-                          second=second, options=opts, cache=one_call_cache(opts), owner="clip")
+    session = ClipSession(
+        first_frame=first_frame,
+        num_frames=n,
+        height=h,
+        width=w,
+        first=first,
+        second=second,
+        options=opts,
+        cache=one_call_cache(opts),
+        owner="clip",
+    )
     for t in range(n):
         session.put_frame(first_frame + t, frames[t])
     numbers = list(session.frame_numbers)
-    result = session.restore(numbers, keep_motion=opts.keep_motion, progress=progress,
-                             should_stop=should_stop)
+    result = session.restore(
+        numbers, keep_motion=opts.keep_motion, progress=progress, should_stop=should_stop
+    )
     clip_result = ClipResult(
         frames=torch.stack([result.frames[f] for f in numbers]),
         noise_mask=torch.stack([result.masks[f] for f in numbers]),
-        pass_psnr=result.pass_psnr, flow_pairs=result.flow_pairs,
+        pass_psnr=result.pass_psnr,
+        flow_pairs=result.flow_pairs,
         windows=[(s + first_frame, e + first_frame) for s, e in session.windows],
-        tiles=len(session.tiles), seconds=0.0)
+        tiles=len(session.tiles),
+        seconds=0.0,
+    )
     if result.motion_forward is not None and result.motion_backward is not None:
         clip_result.motion_forward = torch.stack([result.motion_forward[f] for f in numbers])
         clip_result.motion_backward = torch.stack([result.motion_backward[f] for f in numbers])
@@ -118,6 +136,8 @@ def _as_clip(clip: torch.Tensor | np.ndarray) -> torch.Tensor:
     bad = ~torch.isfinite(frames)
     if bad.any():
         which = sorted({int(i) for i in bad.flatten(1).any(dim=1).nonzero().flatten()})
-        raise RRTNError(f"clip has NaN or infinite values in frame(s) {which[:10]}; replace "
-                        "them before restoring (the network would spread them)")
+        raise RRTNError(
+            f"clip has NaN or infinite values in frame(s) {which[:10]}; replace "
+            "them before restoring (the network would spread them)"
+        )
     return frames

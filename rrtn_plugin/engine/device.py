@@ -53,11 +53,15 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp32" or device.type == "cuda":
         return
     if precision == "fp16":
-        raise RRTNError(f"precision fp16 needs a CUDA device (CPUs emulate it, very slowly); "
-                        f"on {device} use fp32, or bf16 on CPUs with AVX-512")
+        raise RRTNError(
+            f"precision fp16 needs a CUDA device (CPUs emulate it, very slowly); "
+            f"on {device} use fp32, or bf16 on CPUs with AVX-512"
+        )
     if not cpu_has_bf16():
-        raise RRTNError("precision bf16 on the CPU needs AVX-512 (oneDNN's bf16 kernels); "
-                        "this CPU would run it tens of times slower than fp32: use fp32")
+        raise RRTNError(
+            "precision bf16 on the CPU needs AVX-512 (oneDNN's bf16 kernels); "
+            "this CPU would run it tens of times slower than fp32: use fp32"
+        )
 
 
 def cpu_has_bf16() -> bool:
@@ -118,8 +122,9 @@ def tune_host_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)
-                and mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    return bool(
+        mallopt(m_mmap_threshold, MMAP_THRESHOLD) and mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    )
 
 
 def compile_models(*models: RRTN | None) -> None:
@@ -134,7 +139,9 @@ def compile_models(*models: RRTN | None) -> None:
     """
     compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
     if shutil.which(compiler) is None:
-        raise RRTNError(f"--compile needs a C++ compiler for torch.compile and {compiler!r} was "
-                        "not found: install one (e.g. g++), set $CXX, or run without --compile")
+        raise RRTNError(
+            f"--compile needs a C++ compiler for torch.compile and {compiler!r} was "
+            "not found: install one (e.g. g++), set $CXX, or run without --compile"
+        )
     for model in dict.fromkeys(m for m in models if m is not None):
         model.compile_steps()

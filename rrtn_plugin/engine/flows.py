@@ -36,8 +36,9 @@ def raft_pair_bytes(height: int, width: int) -> int:
     return int(cells * cells * 4 * 1.34) + height * width * 800
 
 
-def estimate_flows(model: RRTN, frames: torch.Tensor, pairs: Sequence[tuple[int, int]], *,
-                   size: tuple[int, int]) -> torch.Tensor:
+def estimate_flows(
+    model: RRTN, frames: torch.Tensor, pairs: Sequence[tuple[int, int]], *, size: tuple[int, int]
+) -> torch.Tensor:
     """(P, 2, H, W) flows, estimated at ``size``: for each pair (a, b), the flow on frame a's
     grid that warps frame b onto it. Each frame is resized and encoded once for all its pairs.
 
@@ -50,9 +51,12 @@ def estimate_flows(model: RRTN, frames: torch.Tensor, pairs: Sequence[tuple[int,
     height, width = frames.shape[-2:]
     if size == (height, width):
         return model.estimate_pair_flows(frames, pairs).float()
-    small = F.interpolate(frames, size=size, mode="bilinear", align_corners=False,
-                          antialias=True)
-    flow = F.interpolate(model.estimate_pair_flows(small, pairs).float(), size=(height, width),
-                         mode="bilinear", align_corners=False)
+    small = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
+    flow = F.interpolate(
+        model.estimate_pair_flows(small, pairs).float(),
+        size=(height, width),
+        mode="bilinear",
+        align_corners=False,
+    )
     scale = torch.tensor([width / size[1], height / size[0]], device=flow.device)
     return flow * scale.view(1, 2, 1, 1)

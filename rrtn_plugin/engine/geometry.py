@@ -80,8 +80,11 @@ def plan_tiles(height: int, width: int, *, tile: int | None, overlap: int) -> li
     if overlap >= tile:
         raise ValueError(f"tile overlap {overlap} must be smaller than the tile {tile}")
     th, tw = min(tile, height), min(tile, width)
-    return [Tile(top, left, th, tw)
-            for top in _starts(height, th, overlap) for left in _starts(width, tw, overlap)]
+    return [
+        Tile(top, left, th, tw)
+        for top in _starts(height, th, overlap)
+        for left in _starts(width, tw, overlap)
+    ]
 
 
 def tile_weights(t: Tile, height: int, width: int, *, overlap: int) -> torch.Tensor:
@@ -90,6 +93,7 @@ def tile_weights(t: Tile, height: int, width: int, *, overlap: int) -> torch.Ten
     Edges that lie on the frame's border keep weight 1; inner edges ramp linearly over
     ``overlap`` pixels, so neighbouring tiles cross-fade and no seam is visible.
     """
+
     def ramp(length: int, start: int, full: int) -> torch.Tensor:
         pos = torch.arange(length, dtype=torch.float32)
         w = torch.ones(length)

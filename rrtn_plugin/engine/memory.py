@@ -54,13 +54,21 @@ def window_fits(frames: int, height: int, width: int, *, tile: int | None, budge
     """Whether a window of ``frames`` frames fits ``budget`` with the network on ``tile``-sided
     tiles (None: whole frames), the window itself held at full size."""
     tile_h, tile_w = (height, width) if tile is None else (min(tile, height), min(tile, width))
-    return restorer_bytes(frames, tile_h, tile_w) <= network_budget(frames, height, width,
-                                                                    budget=budget)
+    return restorer_bytes(frames, tile_h, tile_w) <= network_budget(
+        frames, height, width, budget=budget
+    )
 
 
-def plan_memory(frames: int, height: int, width: int, *, budget: int, multiple: int = 16,
-                minimum_tile: int = 128,
-                minimum_window: int = MIN_WINDOW) -> tuple[int, int | None]:
+def plan_memory(
+    frames: int,
+    height: int,
+    width: int,
+    *,
+    budget: int,
+    multiple: int = 16,
+    minimum_tile: int = 128,
+    minimum_window: int = MIN_WINDOW,
+) -> tuple[int, int | None]:
     """The window length and tile side that fit ``budget``: (window, tile or None for whole
     frames).
 
@@ -76,15 +84,15 @@ def plan_memory(frames: int, height: int, width: int, *, budget: int, multiple: 
     for window in range(frames, min(frames, minimum_window) - 1, -1):
         if window_fits(window, height, width, tile=None, budget=budget):
             return window, None
-        for side in range(max(height, width) // multiple * multiple, minimum_tile - 1,
-                          -multiple):
+        for side in range(max(height, width) // multiple * multiple, minimum_tile - 1, -multiple):
             if window_fits(window, height, width, tile=side, budget=budget):
                 return window, side
     raise RRTNError(
         f"a window of {min(frames, minimum_window)} frames of {width}x{height} needs more memory "
         f"than the {budget / 2**30:.3g} GiB budget even in {minimum_tile}px tiles: use a larger "
         "memory budget, a device with more memory, or restore at a lower resolution",
-        kind=ErrorKind.OUT_OF_MEMORY)
+        kind=ErrorKind.OUT_OF_MEMORY,
+    )
 
 
 class Schedule(NamedTuple):
@@ -96,8 +104,15 @@ class Schedule(NamedTuple):
     tile: int | None
 
 
-def plan_schedule(options: RestoreOptions, *, frames: int, height: int, width: int,
-                  budget: int, multiple: int = 16) -> Schedule:
+def plan_schedule(
+    options: RestoreOptions,
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    budget: int,
+    multiple: int = 16,
+) -> Schedule:
     """The window and tiles a clip of ``frames`` frames of ``height`` × ``width`` (padded) runs
     with under ``options`` and a memory ``budget``.
 
@@ -113,22 +128,31 @@ def plan_schedule(options: RestoreOptions, *, frames: int, height: int, width: i
         return Schedule(window, overlap, options.tile or None)
     longest = min(window, frames)
     try:
-        fitted, tile = plan_memory(longest, height, width, budget=budget, multiple=multiple,
-                                   minimum_window=longest if options.fixed_window
-                                   else MIN_WINDOW)
+        fitted, tile = plan_memory(
+            longest,
+            height,
+            width,
+            budget=budget,
+            multiple=multiple,
+            minimum_window=longest if options.fixed_window else MIN_WINDOW,
+        )
     except RRTNError as exc:
         if options.fixed_window:
-            raise RRTNError(f"{exc}; the window is fixed (a farm task's chunks were planned for "
-                            f"it), so give this task more memory or plan the job with a shorter "
-                            f"--window", kind=exc.kind) from exc
+            raise RRTNError(
+                f"{exc}; the window is fixed (a farm task's chunks were planned for "
+                f"it), so give this task more memory or plan the job with a shorter "
+                f"--window",
+                kind=exc.kind,
+            ) from exc
         raise
     if fitted < longest:
         return Schedule(fitted, overlap * fitted // window, tile)
     return Schedule(window, overlap, tile)
 
 
-def tiles_at_once(frames: int, tile_height: int, tile_width: int, *, height: int, width: int,
-                  budget: int) -> int:
+def tiles_at_once(
+    frames: int, tile_height: int, tile_width: int, *, height: int, width: int, budget: int
+) -> int:
     """How many tiles of a ``frames``-frame window of ``height`` × ``width`` the network can take
     in one batch within ``budget`` (at least 1), the window itself held at full size."""
     left = network_budget(frames, height, width, budget=budget)

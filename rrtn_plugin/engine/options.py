@@ -63,9 +63,10 @@ class RestoreOptions:
             raise RRTNError(f"max_passes must be at least 1, got {self.max_passes}")
         if math.isnan(self.stop_psnr) or self.stop_psnr == -math.inf:
             raise RRTNError(f"stop_psnr must be a number of dB or inf, got {self.stop_psnr}")
-        if self.flow_max_pixels is not None and self.flow_max_pixels < RAFT_MIN_SIDE ** 2:
-            raise RRTNError(f"flow_max_pixels must be at least {RAFT_MIN_SIDE ** 2}, "
-                            f"got {self.flow_max_pixels}")
+        if self.flow_max_pixels is not None and self.flow_max_pixels < RAFT_MIN_SIDE**2:
+            raise RRTNError(
+                f"flow_max_pixels must be at least {RAFT_MIN_SIDE**2}, got {self.flow_max_pixels}"
+            )
         if self.tile is not None and self.tile != 0 and (self.tile < 128 or self.tile % 16):
             raise RRTNError(f"tile must be a multiple of 16 and at least 128, got {self.tile}")
         if self.tile_overlap < 0 or self.tile_overlap % 2:

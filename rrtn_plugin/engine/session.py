@@ -134,14 +134,26 @@ class ClipSession:
         compute_lock: held while the network runs, to share one device between sessions.
     """
 
-    def __init__(self, *, first_frame: int, num_frames: int, height: int, width: int,
-                 first: RRTN, second: RRTN | None = None, options: RestoreOptions,
-                 cache: WorkCache, owner: str = "session",
-                 compute_lock: threading.Lock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        first_frame: int,
+        num_frames: int,
+        height: int,
+        width: int,
+        first: RRTN,
+        second: RRTN | None = None,
+        options: RestoreOptions,
+        cache: WorkCache,
+        owner: str = "session",
+        compute_lock: threading.Lock | None = None,
+    ) -> None:
         options.check()
         if num_frames < 1 or height < 1 or width < 1:
-            raise RRTNError(f"a clip needs at least one frame of at least 1x1 pixels, got "
-                            f"{num_frames} frames of {width}x{height}")
+            raise RRTNError(
+                f"a clip needs at least one frame of at least 1x1 pixels, got "
+                f"{num_frames} frames of {width}x{height}"
+            )
         self.options = options
         self.device = resolve_device(options.device)
         if self.device.type == "cpu":
@@ -158,32 +170,63 @@ class ClipSession:
         self.extended = max(num_frames, 3)
         self.source = reflect_indices(num_frames, self.extended).tolist()
         budget = options.memory_budget or int(0.8 * available_memory(self.device))
-        schedule = plan_schedule(options, frames=self.extended, height=self.hp, width=self.wp,
-                                 budget=budget, multiple=m)
+        schedule = plan_schedule(
+            options, frames=self.extended, height=self.hp, width=self.wp, budget=budget, multiple=m
+        )
         longest = min(options.window, self.extended)
         if schedule.window < longest:
-            log.warning("%d-frame windows of %dx%d do not fit the %.3g GiB memory budget: "
-                        "using %d-frame windows", longest, width, height, budget / 2**30,
-                        schedule.window)
+            log.warning(
+                "%d-frame windows of %dx%d do not fit the %.3g GiB memory budget: "
+                "using %d-frame windows",
+                longest,
+                width,
+                height,
+                budget / 2**30,
+                schedule.window,
+            )
         self.window_length, self.window_overlap = schedule.window, schedule.overlap
-        self.windows = [(s - first_frame, e - first_frame) for s, e in plan_windows(
-            first_frame, first_frame + self.extended, length=schedule.window,
-            overlap=schedule.overlap)]
-        self.tiles = plan_tiles(self.hp, self.wp, tile=schedule.tile,
-                                overlap=options.tile_overlap)
-        self.tile_weights = [tile_weights(t, self.hp, self.wp, overlap=options.tile_overlap)
-                             .to(self.device) for t in self.tiles] if len(self.tiles) > 1 else []
+        self.windows = [
+            (s - first_frame, e - first_frame)
+            for s, e in plan_windows(
+                first_frame,
+                first_frame + self.extended,
+                length=schedule.window,
+                overlap=schedule.overlap,
+            )
+        ]
+        self.tiles = plan_tiles(self.hp, self.wp, tile=schedule.tile, overlap=options.tile_overlap)
+        self.tile_weights = (
+            [
+                tile_weights(t, self.hp, self.wp, overlap=options.tile_overlap).to(self.device)
+                for t in self.tiles
+            ]
+            if len(self.tiles) > 1
+            else []
+        )
         # A GPU runs as many tiles at once as fit; a CPU gains nothing from it (its kernels are
         # busy with one tile) and would only hold more memory.
         self.tiles_at_once = 1
         if len(self.tiles) > 1 and self.device.type == "cuda":
-            self.tiles_at_once = min(len(self.tiles), tiles_at_once(
-                min(schedule.window, self.extended), self.tiles[0].height, self.tiles[0].width,
-                height=self.hp, width=self.wp, budget=budget))
+            self.tiles_at_once = min(
+                len(self.tiles),
+                tiles_at_once(
+                    min(schedule.window, self.extended),
+                    self.tiles[0].height,
+                    self.tiles[0].width,
+                    height=self.hp,
+                    width=self.wp,
+                    budget=budget,
+                ),
+            )
         self.flow_hw = flow_size(self.hp, self.wp, options.flow_max_pixels)
         self.flow_batch = max(1, (budget // 4) // raft_pair_bytes(*self.flow_hw))
-        self.params = (self.hp, self.wp, options.precision, options.tile_overlap,
-                       tuple((t.top, t.left, t.height, t.width) for t in self.tiles))
+        self.params = (
+            self.hp,
+            self.wp,
+            options.precision,
+            options.tile_overlap,
+            tuple((t.top, t.left, t.height, t.width) for t in self.tiles),
+        )
         self._frames: dict[int, tuple[str, torch.Tensor]] = {}
         self.last_used = time.monotonic()
 
@@ -197,8 +240,10 @@ class ClipSession:
         """Set a frame's (H, W) luminance in [0, 1]; returns whether its content changed."""
         index = self._index(frame)
         if tuple(luma.shape) != (self.height, self.width):
-            raise RRTNError(f"frame {frame} is {tuple(luma.shape)[::-1]} pixels, the session's "
-                            f"clip is {self.width}x{self.height}")
+            raise RRTNError(
+                f"frame {frame} is {tuple(luma.shape)[::-1]} pixels, the session's "
+                f"clip is {self.width}x{self.height}"
+            )
         luma = luma.detach().to("cpu", torch.float32)
         if not torch.isfinite(luma).all():
             raise RRTNError(f"frame {frame} has NaN or infinite values")
@@ -226,8 +271,7 @@ class ClipSession:
 
     def missing_frames(self, frames: Iterable[int]) -> list[int]:
         """The frames among :meth:`needed_frames` that have not been given."""
-        return [f for f in self.needed_frames(frames)
-                if self._index(f) not in self._frames]
+        return [f for f in self.needed_frames(frames) if self._index(f) not in self._frames]
 
     def held_bytes(self) -> int:
         """Host memory held by the session's frames."""
@@ -235,9 +279,14 @@ class ClipSession:
 
     # -- restoring ---------------------------------------------------------------------------
 
-    def restore(self, frames: Iterable[int], *, keep_motion: bool = False,
-                progress: Callable[[Progress], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> SessionResult:
+    def restore(
+        self,
+        frames: Iterable[int],
+        *,
+        keep_motion: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> SessionResult:
         """Restore ``frames`` (frame numbers of the clip).
 
         Pass 1 uses the first network; further passes use the second while the PSNR between a
@@ -252,8 +301,9 @@ class ClipSession:
             raise RRTNError("no frames asked for")
         missing = self.missing_frames(self.first_frame + i for i in wanted)
         if missing:
-            raise RRTNError(f"frames not given to the session: {_ranges(missing)}",
-                            kind=ErrorKind.NOT_FOUND)
+            raise RRTNError(
+                f"frames not given to the session: {_ranges(missing)}", kind=ErrorKind.NOT_FOUND
+            )
         self._progress, self._should_stop = progress, should_stop
         run = _Run(keep_motion=keep_motion)
         psnrs: list[float] = []
@@ -272,17 +322,21 @@ class ClipSession:
             self.last_used = time.monotonic()
         last = len(psnrs)
         result = SessionResult(
-            frames={self.first_frame + v: ((self._crop(run.outputs[(last, v)][1])[0] + 1) / 2)
-                    for v in wanted},
+            frames={
+                self.first_frame + v: ((self._crop(run.outputs[(last, v)][1])[0] + 1) / 2)
+                for v in wanted
+            },
             masks={self.first_frame + v: self._crop(run.masks[v])[0] / 2 for v in wanted},
-            pass_psnr=psnrs, windows_computed=run.windows_computed,
+            pass_psnr=psnrs,
+            windows_computed=run.windows_computed,
             windows_cached=run.windows_cached,
-            flow_pairs=[run.flow_pairs.get(p, 0) for p in range(1, last + 1)])
+            flow_pairs=[run.flow_pairs.get(p, 0) for p in range(1, last + 1)],
+        )
         if keep_motion:
-            result.motion_forward = {self.first_frame + v: self._motion(run, v, +1)
-                                     for v in wanted}
-            result.motion_backward = {self.first_frame + v: self._motion(run, v, -1)
-                                      for v in wanted}
+            result.motion_forward = {self.first_frame + v: self._motion(run, v, +1) for v in wanted}
+            result.motion_backward = {
+                self.first_frame + v: self._motion(run, v, -1) for v in wanted
+            }
         return result
 
     # -- schedule ----------------------------------------------------------------------------
@@ -290,8 +344,10 @@ class ClipSession:
     def _index(self, frame: int) -> int:
         index = frame - self.first_frame
         if not 0 <= index < self.num_frames:
-            raise RRTNError(f"frame {frame} is outside the session's clip "
-                            f"{self.first_frame}-{self.first_frame + self.num_frames - 1}")
+            raise RRTNError(
+                f"frame {frame} is outside the session's clip "
+                f"{self.first_frame}-{self.first_frame + self.num_frames - 1}"
+            )
         return index
 
     def _covering(self, indices: set[int]) -> list[Window]:
@@ -321,8 +377,10 @@ class ClipSession:
             frame = ((self._crop(out) + 1) / 2).clamp(0, 1)
             if quantize:
                 frame = quantize_8bit(frame)
-            run.inputs[(p, v)] = (digest("in", key, quantize),
-                                  pad_reflect(frame * 2 - 1, self.hp, self.wp))
+            run.inputs[(p, v)] = (
+                digest("in", key, quantize),
+                pad_reflect(frame * 2 - 1, self.hp, self.wp),
+            )
 
     def _outputs(self, p: int, indices: set[int], run: _Run) -> None:
         """Make the pass-``p`` outputs of real frames ``indices`` known (blended windows)."""
@@ -368,8 +426,11 @@ class ClipSession:
         run.window_keys[(p, window)] = key
         local: dict[Hashable, torch.Tensor] = {}
         self._check_stop()
-        with self.compute_lock, torch.inference_mode(), autocast(self.options.precision,
-                                                                  self.device):
+        with (
+            self.compute_lock,
+            torch.inference_mode(),
+            autocast(self.options.precision, self.device),
+        ):
             out = self.cache.get(key, owner=self.owner)
             if out is not None:
                 run.windows_cached += 1
@@ -383,19 +444,34 @@ class ClipSession:
                         run.masks[v] = self._mask(1, model, v, run, local).float().cpu()
                     for step in (+1, -1) if run.keep_motion else ():
                         if 0 <= v + step < self.num_frames and (v, step) not in run.motion:
-                            run.motion[(v, step)] = self._flow(1, model, v, v + step, run,
-                                                               local).float().cpu()
+                            run.motion[(v, step)] = (
+                                self._flow(1, model, v, v + step, run, local).float().cpu()
+                            )
         run.windows_done[p] = run.windows_done.get(p, 0) + 1
-        self._report(Progress(p, "restore", run.windows_done[p], run.windows_total[p],
-                              frame=self.first_frame + min(e, self.num_frames) - 1))
+        self._report(
+            Progress(
+                p,
+                "restore",
+                run.windows_done[p],
+                run.windows_total[p],
+                frame=self.first_frame + min(e, self.num_frames) - 1,
+            )
+        )
         return out.float().cpu()
 
-    def _compute_window(self, p: int, model: RRTN, window: Window, run: _Run,
-                        local: dict[Hashable, torch.Tensor]) -> torch.Tensor:
+    def _compute_window(
+        self, p: int, model: RRTN, window: Window, run: _Run, local: dict[Hashable, torch.Tensor]
+    ) -> torch.Tensor:
         s, e = window
         frames = range(s, e)
-        self._ensure_flows(p, model, [(v, n) for v in frames for n in self._neighbours(v)]
-                           + [(v + 1, v) for v in frames[:-1]], run, local)
+        self._ensure_flows(
+            p,
+            model,
+            [(v, n) for v in frames for n in self._neighbours(v)]
+            + [(v + 1, v) for v in frames[:-1]],
+            run,
+            local,
+        )
         lq = torch.stack([run.inputs[(p, v)][1] for v in frames]).to(self.device)
         masks = torch.stack([self._mask(p, model, v, run, local) for v in frames])
         forward = [self._flow(p, model, v + 1, v, run, local) for v in frames[:-1]]
@@ -404,29 +480,44 @@ class ClipSession:
         forward_t = (torch.stack(forward) if forward else empty).unsqueeze(0)
         backward_t = (torch.stack(backward) if backward else empty).unsqueeze(0)
         spatial = self._spatial(p, model, frames, lq, masks, run)
-        return self._restore_tiled(model, lq.unsqueeze(0), masks.unsqueeze(0), forward_t,
-                                   backward_t, spatial)
+        return self._restore_tiled(
+            model, lq.unsqueeze(0), masks.unsqueeze(0), forward_t, backward_t, spatial
+        )
 
-    def _restore_tiled(self, model: RRTN, lq: torch.Tensor, mask: torch.Tensor,
-                       forward: torch.Tensor, backward: torch.Tensor,
-                       spatial: list[torch.Tensor]) -> torch.Tensor:
+    def _restore_tiled(
+        self,
+        model: RRTN,
+        lq: torch.Tensor,
+        mask: torch.Tensor,
+        forward: torch.Tensor,
+        backward: torch.Tensor,
+        spatial: list[torch.Tensor],
+    ) -> torch.Tensor:
         """(1, n, 1, Hp, Wp) window → (n, 1, Hp, Wp) restored, ``tiles_at_once`` tiles at a time
         (batched along N)."""
         _, n, c, hp, wp = lq.shape
         if len(self.tiles) == 1:
-            return model.restore(lq, noise_mask=mask, flows_forward=forward,
-                                 flows_backward=backward, spatial=spatial,
-                                 on_step=self._check_stop)[0].float()
+            return model.restore(
+                lq,
+                noise_mask=mask,
+                flows_forward=forward,
+                flows_backward=backward,
+                spatial=spatial,
+                on_step=self._check_stop,
+            )[0].float()
         out = torch.zeros(n, c, hp, wp, device=lq.device)
         weight_sum = torch.zeros(1, 1, hp, wp, device=lq.device)
         for first in range(0, len(self.tiles), self.tiles_at_once):
-            tiles = self.tiles[first:first + self.tiles_at_once]
-            restored = model.restore(_crops(lq, tiles), noise_mask=_crops(mask, tiles),
-                                     flows_forward=_crops(forward, tiles),
-                                     flows_backward=_crops(backward, tiles),
-                                     spatial=[_crops(f, tiles) for f in spatial],
-                                     on_step=self._check_stop)
-            weights = self.tile_weights[first:first + self.tiles_at_once]
+            tiles = self.tiles[first : first + self.tiles_at_once]
+            restored = model.restore(
+                _crops(lq, tiles),
+                noise_mask=_crops(mask, tiles),
+                flows_forward=_crops(forward, tiles),
+                flows_backward=_crops(backward, tiles),
+                spatial=[_crops(f, tiles) for f in spatial],
+                on_step=self._check_stop,
+            )
+            weights = self.tile_weights[first : first + self.tiles_at_once]
             for tile, result, weight in zip(tiles, restored, weights, strict=True):
                 region = (..., tile.rows, tile.cols)
                 out[region] += result.float() * weight
@@ -436,11 +527,16 @@ class ClipSession:
     # -- cached pieces -----------------------------------------------------------------------
 
     def _flow_key(self, p: int, model: RRTN, a: int, b: int, run: _Run) -> str:
-        return digest("flow", id(model), self.flow_hw, run.inputs[(p, a)][0],
-                      run.inputs[(p, b)][0])
+        return digest("flow", id(model), self.flow_hw, run.inputs[(p, a)][0], run.inputs[(p, b)][0])
 
-    def _ensure_flows(self, p: int, model: RRTN, pairs: list[tuple[int, int]], run: _Run,
-                      local: dict[Hashable, torch.Tensor]) -> None:
+    def _ensure_flows(
+        self,
+        p: int,
+        model: RRTN,
+        pairs: list[tuple[int, int]],
+        run: _Run,
+        local: dict[Hashable, torch.Tensor],
+    ) -> None:
         todo = []
         for a, b in dict.fromkeys(pairs):
             key = self._flow_key(p, model, a, b, run)
@@ -453,22 +549,25 @@ class ClipSession:
                 todo.append((a, b, key))
         for i in range(0, len(todo), self.flow_batch):
             self._check_stop()
-            chunk = todo[i:i + self.flow_batch]
+            chunk = todo[i : i + self.flow_batch]
             used = sorted({v for a, b, _ in chunk for v in (a, b)})  # each frame sent once
             where = {v: k for k, v in enumerate(used)}
             frames = torch.stack([run.inputs[(p, v)][1] for v in used]).to(self.device)
-            flows = estimate_flows(model, frames, [(where[a], where[b]) for a, b, _ in chunk],
-                                   size=self.flow_hw)
+            flows = estimate_flows(
+                model, frames, [(where[a], where[b]) for a, b, _ in chunk], size=self.flow_hw
+            )
             for (_, _, key), flow in zip(chunk, flows, strict=True):
                 local[key] = flow
                 self.cache.put(key, flow, owner=self.owner)
             run.flow_pairs[p] = run.flow_pairs.get(p, 0) + len(chunk)
             run.pairs_seen[p] = run.pairs_seen.get(p, 0) + len(chunk)
-            self._report(Progress(p, "flow", min(run.pairs_seen[p], run.pairs_total[p]),
-                                  run.pairs_total[p]))
+            self._report(
+                Progress(p, "flow", min(run.pairs_seen[p], run.pairs_total[p]), run.pairs_total[p])
+            )
 
-    def _flow(self, p: int, model: RRTN, a: int, b: int, run: _Run,
-              local: dict[Hashable, torch.Tensor]) -> torch.Tensor:
+    def _flow(
+        self, p: int, model: RRTN, a: int, b: int, run: _Run, local: dict[Hashable, torch.Tensor]
+    ) -> torch.Tensor:
         key = self._flow_key(p, model, a, b, run)
         if key not in local:
             self._ensure_flows(p, model, [(a, b)], run, local)
@@ -476,11 +575,17 @@ class ClipSession:
 
     def _mask_key(self, p: int, v: int, run: _Run) -> str:
         nxt, prev = self._neighbours(v)
-        return digest("mask", run.inputs[(p, v)][0], run.inputs[(p, nxt)][0],
-                      run.inputs[(p, prev)][0], self.flow_hw)
+        return digest(
+            "mask",
+            run.inputs[(p, v)][0],
+            run.inputs[(p, nxt)][0],
+            run.inputs[(p, prev)][0],
+            self.flow_hw,
+        )
 
-    def _mask(self, p: int, model: RRTN, v: int, run: _Run,
-              local: dict[Hashable, torch.Tensor]) -> torch.Tensor:
+    def _mask(
+        self, p: int, model: RRTN, v: int, run: _Run, local: dict[Hashable, torch.Tensor]
+    ) -> torch.Tensor:
         """(1, Hp, Wp) noise mask of frame ``v`` at pass ``p``."""
         key = digest(id(model), self._mask_key(p, v, run))
         if key in local:
@@ -498,17 +603,21 @@ class ClipSession:
         local[key] = found
         return found
 
-    def _spatial(self, p: int, model: RRTN, frames: range, lq: torch.Tensor,
-                 masks: torch.Tensor, run: _Run) -> list[torch.Tensor]:
+    def _spatial(
+        self, p: int, model: RRTN, frames: range, lq: torch.Tensor, masks: torch.Tensor, run: _Run
+    ) -> list[torch.Tensor]:
         """The window's (1, F, Hp, Wp) spatial features, the missing ones computed in batches."""
-        keys = [digest("spatial", id(model), self._mask_key(p, v, run), self.options.precision)
-                for v in frames]
+        keys = [
+            digest("spatial", id(model), self._mask_key(p, v, run), self.options.precision)
+            for v in frames
+        ]
         found = [self.cache.get(key, owner=self.owner) for key in keys]
         missing = [i for i, feats in enumerate(found) if feats is None]
         for batch in frame_batches(len(missing), self.hp * self.wp):
             chosen = [missing[j] for j in batch]
-            for i, feats in zip(chosen, model.spatial_features(lq[chosen], masks[chosen]),
-                                strict=True):
+            for i, feats in zip(
+                chosen, model.spatial_features(lq[chosen], masks[chosen]), strict=True
+            ):
                 found[i] = feats[None]
                 self.cache.put(keys[i], found[i], owner=self.owner)
         return found
@@ -537,7 +646,8 @@ class ClipSession:
             f"{len(self.tiles)} tile(s)): use a shorter window, a smaller tile (e.g. tile=256), "
             "a lower flow_max_pixels, or a smaller memory_budget so the engine tiles earlier "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            kind=ErrorKind.OUT_OF_MEMORY)
+            kind=ErrorKind.OUT_OF_MEMORY,
+        )
 
     _progress: Callable[[Progress], None] | None = None
     _should_stop: Callable[[], bool] | None = None

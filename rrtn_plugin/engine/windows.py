@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 
 
-def plan_windows(start: int, stop: int, *, length: int,
-                 overlap: int) -> list[tuple[int, int]]:
+def plan_windows(start: int, stop: int, *, length: int, overlap: int) -> list[tuple[int, int]]:
     """[start, stop) ranges, in frame numbers, of the windows covering frames [start, stop)."""
     if length < 3:
         raise ValueError(f"window length must be at least 3 frames, got {length}")
@@ -39,8 +38,11 @@ def plan_windows(start: int, stop: int, *, length: int,
     # start or their end: keep the longest of those with the same start and of the same end.
     longest_from = {lo: hi for lo, hi in windows}  # starts are ascending, ends too
     earliest_to = {hi: lo for lo, hi in reversed(windows)}
-    return list(dict.fromkeys(w for w in windows
-                              if longest_from[w[0]] == w[1] and earliest_to[w[1]] == w[0]))
+    return list(
+        dict.fromkeys(
+            w for w in windows if longest_from[w[0]] == w[1] and earliest_to[w[1]] == w[0]
+        )
+    )
 
 
 def window_weights(length: int) -> torch.Tensor:
@@ -49,8 +51,9 @@ def window_weights(length: int) -> torch.Tensor:
     return torch.minimum(pos + 1, length - pos).float()
 
 
-def frames_read(first: int, last: int, *, clip: tuple[int, int], length: int, overlap: int,
-                passes: int) -> tuple[int, int]:
+def frames_read(
+    first: int, last: int, *, clip: tuple[int, int], length: int, overlap: int, passes: int
+) -> tuple[int, int]:
     """The frames (first and last, inclusive) that restoring ``first``–``last`` of the clip
     ``clip`` (its first and last frame) reads with ``passes`` passes.
 

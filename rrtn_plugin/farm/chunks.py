@@ -36,8 +36,16 @@ class Chunk:
         return max(self.first - self.read_first, self.read_last - self.last)
 
 
-def plan_chunks(first: int, last: int, *, size: int, available: tuple[int, int],
-                window: int, overlap: int, passes: int) -> list[Chunk]:
+def plan_chunks(
+    first: int,
+    last: int,
+    *,
+    size: int,
+    available: tuple[int, int],
+    window: int,
+    overlap: int,
+    passes: int,
+) -> list[Chunk]:
     """Split ``first``–``last`` into chunks of ``size`` frames (the last may be shorter).
 
     Args:
@@ -47,14 +55,16 @@ def plan_chunks(first: int, last: int, *, size: int, available: tuple[int, int],
     if size < 1:
         raise RRTNError(f"a chunk needs at least 1 frame, not {size}")
     if not available[0] <= first <= last <= available[1]:
-        raise RRTNError(f"frames {first}-{last} are not all in the media's "
-                        f"{available[0]}-{available[1]}")
+        raise RRTNError(
+            f"frames {first}-{last} are not all in the media's {available[0]}-{available[1]}"
+        )
     if passes < 1:
         raise RRTNError(f"passes must be at least 1, not {passes}")
     chunks = []
     for start in range(first, last + 1, size):
         stop = min(start + size - 1, last)
-        low, high = frames_read(start, stop, clip=available, length=window, overlap=overlap,
-                                passes=passes)
+        low, high = frames_read(
+            start, stop, clip=available, length=window, overlap=overlap, passes=passes
+        )
         chunks.append(Chunk(start, stop, low, high))
     return chunks

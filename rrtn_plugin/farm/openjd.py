@@ -59,34 +59,57 @@ def job_template(job: FarmJob) -> dict[str, Any]:
     if not job.chunks:
         raise RRTNError("a farm job needs at least one chunk")
     if len(job.chunks) > MAX_TASKS:
-        raise RRTNError(f"{len(job.chunks)} chunks are more than the {MAX_TASKS} tasks an "
-                        "Open Job Description step may list: use longer chunks")
+        raise RRTNError(
+            f"{len(job.chunks)} chunks are more than the {MAX_TASKS} tasks an "
+            "Open Job Description step may list: use longer chunks"
+        )
     handles = max(chunk.handles for chunk in job.chunks)
     parameters: list[dict[str, Any]] = [
         {"name": "Input", "type": "PATH", "description": "The frames to restore (a pattern)."},
         {"name": "Output", "type": "PATH", "description": "Where the restored frames go."},
-        {"name": "RrtnPlugin", "type": "STRING", "default": "rrtn-plugin",
-         "description": "The rrtn-plugin command on the workers."},
+        {
+            "name": "RrtnPlugin",
+            "type": "STRING",
+            "default": "rrtn-plugin",
+            "description": "The rrtn-plugin command on the workers.",
+        },
     ]
     model_args: list[str] = []
     for flag in job.models:
         name = MODEL_PARAMETERS[flag]
-        parameters.append({"name": name, "type": "PATH",
-                           "description": f"rrtn-plugin restore {flag}"})
+        parameters.append(
+            {"name": name, "type": "PATH", "description": f"rrtn-plugin restore {flag}"}
+        )
         model_args += [flag, f"{{{{Param.{name}}}}}"]
-    args = ["restore", "{{Param.Input}}", "{{Param.Output}}", "--frames",
-            "{{Task.Param.Frames}}", "--handles", str(handles), "--skip-existing",
-            *job.options, *model_args]
+    args = [
+        "restore",
+        "{{Param.Input}}",
+        "{{Param.Output}}",
+        "--frames",
+        "{{Task.Param.Frames}}",
+        "--handles",
+        str(handles),
+        "--skip-existing",
+        *job.options,
+        *model_args,
+    ]
     step: dict[str, Any] = {
         "name": "Restore",
-        "parameterSpace": {"taskParameterDefinitions": [
-            {"name": "Frames", "type": "STRING", "range": [c.frames for c in job.chunks]}]},
+        "parameterSpace": {
+            "taskParameterDefinitions": [
+                {"name": "Frames", "type": "STRING", "range": [c.frames for c in job.chunks]}
+            ]
+        },
         "script": {"actions": {"onRun": {"command": "{{Param.RrtnPlugin}}", "args": args}}},
     }
     if job.gpu:
         step["hostRequirements"] = {"amounts": [{"name": "amount.worker.gpu", "min": 1}]}
-    return {"specificationVersion": SPECIFICATION, "name": job.name,
-            "parameterDefinitions": parameters, "steps": [step]}
+    return {
+        "specificationVersion": SPECIFICATION,
+        "name": job.name,
+        "parameterDefinitions": parameters,
+        "steps": [step],
+    }
 
 
 def parameter_values(job: FarmJob) -> dict[str, str]:
@@ -102,9 +125,15 @@ def write_bundle(folder: Path, job: FarmJob) -> Path:
     template, values = job_template(job), parameter_values(job)
     try:
         decoded = decode_job_template(template=template)
-        create_job(job_template=decoded, job_parameter_values=preprocess_job_parameters(
-            job_template=decoded, job_parameter_values=values, job_template_dir=folder.absolute(),
-            current_working_dir=Path.cwd()))
+        create_job(
+            job_template=decoded,
+            job_parameter_values=preprocess_job_parameters(
+                job_template=decoded,
+                job_parameter_values=values,
+                job_template_dir=folder.absolute(),
+                current_working_dir=Path.cwd(),
+            ),
+        )
     except (DecodeValidationError, ValueError) as exc:
         raise RRTNError(f"the job is not valid Open Job Description: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)

@@ -40,14 +40,20 @@ def parse_aovs(text: str) -> tuple[Aov, ...]:
         aovs = tuple(Aov(n) for n in names)
     except ValueError:
         bad = next(n for n in names if n not in {a.value for a in Aov})
-        raise RRTNError(f"unknown AOV '{bad}' (choose from "
-                        f"{', '.join(a.value for a in Aov)})") from None
+        raise RRTNError(
+            f"unknown AOV '{bad}' (choose from {', '.join(a.value for a in Aov)})"
+        ) from None
     return tuple(dict.fromkeys(aovs))
 
 
-def aov_planes(aovs: tuple[Aov, ...], *, mask: np.ndarray, repair: np.ndarray,
-               forward: np.ndarray | None = None,
-               backward: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+def aov_planes(
+    aovs: tuple[Aov, ...],
+    *,
+    mask: np.ndarray,
+    repair: np.ndarray,
+    forward: np.ndarray | None = None,
+    backward: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray]:
     """Channel names and (H, W, K) float32 planes of the chosen AOVs of one frame.
 
     Args:

@@ -43,8 +43,9 @@ class ImageInfo:
         try:
             return self.channels.index(channel)
         except ValueError:
-            raise RRTNError(f"{self.path}: no channel '{channel}' (has "
-                            f"{', '.join(self.channels)})") from None
+            raise RRTNError(
+                f"{self.path}: no channel '{channel}' (has {', '.join(self.channels)})"
+            ) from None
 
 
 def read_info(path: str | os.PathLike[str]) -> ImageInfo:
@@ -60,8 +61,9 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
     finally:
         inp.close()
     bits = spec.get_int_attribute("oiio:BitsPerSample", spec.format.size() * 8)
-    return ImageInfo(path, spec.width, spec.height, tuple(spec.channelnames), str(spec.format),
-                     bits, spec)
+    return ImageInfo(
+        path, spec.width, spec.height, tuple(spec.channelnames), str(spec.format), bits, spec
+    )
 
 
 def read_pixels(path: str | os.PathLike[str]) -> tuple[ImageInfo, np.ndarray]:
@@ -73,12 +75,15 @@ def read_pixels(path: str | os.PathLike[str]) -> tuple[ImageInfo, np.ndarray]:
     try:
         pixels = inp.read_image(0, 0, 0, len(info.channels), "float")
         if pixels is None or inp.has_error:
-            raise RRTNError(f"cannot read the pixels of {info.path} (truncated or damaged): "
-                            f"{inp.geterror() or oiio.geterror()}")
+            raise RRTNError(
+                f"cannot read the pixels of {info.path} (truncated or damaged): "
+                f"{inp.geterror() or oiio.geterror()}"
+            )
     finally:
         inp.close()
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(info.height, info.width,
-                                                          len(info.channels))
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(
+        info.height, info.width, len(info.channels)
+    )
     return info, pixels
 
 
@@ -92,9 +97,16 @@ def quantize_for(pixels: np.ndarray, bits: int) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * top) / top
 
 
-def write_image(path: str | os.PathLike[str], pixels: np.ndarray, *, channels: Sequence[str],
-                template: oiio.ImageSpec, channel_formats: Sequence[str] | None = None,
-                bits: int | None = None, compression: str | None = None) -> None:
+def write_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    *,
+    channels: Sequence[str],
+    template: oiio.ImageSpec,
+    channel_formats: Sequence[str] | None = None,
+    bits: int | None = None,
+    compression: str | None = None,
+) -> None:
     """Write (H, W, C) ``pixels`` atomically as one scanline image, keeping the template's header.
 
     Args:

@@ -44,13 +44,25 @@ def read_image_bytes(data: bytes) -> tuple[ImageInfo, np.ndarray]:
         return read_pixels(path)
 
 
-def encode_image(pixels: np.ndarray, *, channels: Sequence[str], template: oiio.ImageSpec,
-                 channel_formats: Sequence[str] | None = None, extension: str = "exr",
-                 compression: str | None = None) -> bytes:
+def encode_image(
+    pixels: np.ndarray,
+    *,
+    channels: Sequence[str],
+    template: oiio.ImageSpec,
+    channel_formats: Sequence[str] | None = None,
+    extension: str = "exr",
+    compression: str | None = None,
+) -> bytes:
     """The bytes of an image file of ``pixels`` (see :func:`write_image` for the arguments)."""
     base = _SHM if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="rrtn-", dir=base) as folder:
         path = Path(folder) / f"frame.{extension}"
-        write_image(path, pixels, channels=channels, template=template,
-                    channel_formats=channel_formats, compression=compression)
+        write_image(
+            path,
+            pixels,
+            channels=channels,
+            template=template,
+            channel_formats=channel_formats,
+            compression=compression,
+        )
         return path.read_bytes()

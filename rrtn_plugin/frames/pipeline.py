@@ -67,13 +67,22 @@ class FramePipeline:
         aovs: AOVs to add to each frame.
     """
 
-    def __init__(self, channels: Sequence[str], *, input_colorspace: str | None = None,
-                 working_colorspace: str | None = None, ocio_config: str | None = None,
-                 color_mode: ColorMode = ColorMode.KEEP_CHROMA,
-                 aovs: tuple[Aov, ...] = ()) -> None:
+    def __init__(
+        self,
+        channels: Sequence[str],
+        *,
+        input_colorspace: str | None = None,
+        working_colorspace: str | None = None,
+        ocio_config: str | None = None,
+        color_mode: ColorMode = ColorMode.KEEP_CHROMA,
+        aovs: tuple[Aov, ...] = (),
+    ) -> None:
         config = load_config(ocio_config)
-        self.converter = Converter(config, source=input_colorspace or "scene_linear",
-                                   working=find_working_colorspace(config, working_colorspace))
+        self.converter = Converter(
+            config,
+            source=input_colorspace or "scene_linear",
+            working=find_working_colorspace(config, working_colorspace),
+        )
         self.color = FrameColor.of(channels)
         self.color_mode = color_mode
         self.aovs = aovs
@@ -86,17 +95,22 @@ class FramePipeline:
     def read_clip(self, pattern: FramePattern, numbers: Sequence[int]) -> torch.Tensor:
         """(T, H, W) network luminance of frames ``numbers`` of ``pattern``, clamped to [0, 1]
         (for training and measuring; NaN/Inf pixels come back filled)."""
-        return torch.stack([self.network_input(read_pixels(pattern.path(n))[1])[0]
-                            for n in numbers]).clamp(0, 1)
+        return torch.stack(
+            [self.network_input(read_pixels(pattern.path(n))[1])[0] for n in numbers]
+        ).clamp(0, 1)
 
     def render(self, info: ImageInfo, pixels: np.ndarray, result: FrameResult) -> RenderedFrame:
         """Apply the network's change to a frame and build its AOV planes."""
-        restored, repair = apply_change(pixels, self.color, self.converter,
-                                        result.restored.numpy(), mode=self.color_mode)
+        restored, repair = apply_change(
+            pixels, self.color, self.converter, result.restored.numpy(), mode=self.color_mode
+        )
         names, planes = aov_planes(
-            self.aovs, mask=result.mask.numpy(), repair=repair,
+            self.aovs,
+            mask=result.mask.numpy(),
+            repair=repair,
             forward=None if result.motion_forward is None else result.motion_forward.numpy(),
-            backward=None if result.motion_backward is None else result.motion_backward.numpy())
+            backward=None if result.motion_backward is None else result.motion_backward.numpy(),
+        )
         return RenderedFrame(info, restored, names, planes, repair)
 
     def targets(self, out: FramePattern, number: int) -> list[Path]:
@@ -118,16 +132,30 @@ class FramePipeline:
             return [target]
         info = frame.info
         same_family = info.path.suffix.lower().lstrip(".") == out.format
-        bits = (info.bits if same_family and info.format.startswith("uint")
-                else INTEGER_BITS[out.format])
-        write_image(target, frame.pixels, channels=info.channels, template=info.spec,
-                    channel_formats=["uint8" if bits <= 8 else "uint16"] * len(info.channels),
-                    bits=bits)
+        bits = (
+            info.bits
+            if same_family and info.format.startswith("uint")
+            else INTEGER_BITS[out.format]
+        )
+        write_image(
+            target,
+            frame.pixels,
+            channels=info.channels,
+            template=info.spec,
+            channel_formats=["uint8" if bits <= 8 else "uint16"] * len(info.channels),
+            bits=bits,
+        )
         if not frame.aov_names:
             return [target]
         sidecar = self._sidecar(out).path(number)
-        write_image(sidecar, frame.aov_planes, channels=frame.aov_names, template=info.spec,
-                    channel_formats=["float"] * len(frame.aov_names), compression="zip")
+        write_image(
+            sidecar,
+            frame.aov_planes,
+            channels=frame.aov_names,
+            template=info.spec,
+            channel_formats=["float"] * len(frame.aov_names),
+            compression="zip",
+        )
         return [target, sidecar]
 
     def encode_exr(self, frame: RenderedFrame, *, with_aovs: bool = True) -> bytes:
@@ -145,19 +173,22 @@ class FramePipeline:
         start = 0
         for aov in self.aovs:
             count = len(CHANNELS[aov])
-            planes = frame.aov_planes[:, :, start:start + count]
+            planes = frame.aov_planes[:, :, start : start + count]
             start += count
             channels = list(CHANNELS[aov]) if count > 1 else ["R", "G", "B"]
             if count == 1:
                 planes = np.repeat(planes, 3, axis=2)
-            files[aov.value] = encode_image(planes, channels=channels, template=frame.info.spec,
-                                            channel_formats=["float"] * len(channels),
-                                            compression="zip")
+            files[aov.value] = encode_image(
+                planes,
+                channels=channels,
+                template=frame.info.spec,
+                channel_formats=["float"] * len(channels),
+                compression="zip",
+            )
         return files
 
     @staticmethod
-    def _exr(frame: RenderedFrame, *, with_aovs: bool = True
-             ) -> tuple[np.ndarray, dict[str, Any]]:
+    def _exr(frame: RenderedFrame, *, with_aovs: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
         """EXR pixels and write arguments: picture channels in their own (float) types, AOVs
         as float, the input's EXR compression, else zip."""
         info = frame.info
@@ -167,6 +198,8 @@ class FramePipeline:
         aov_names = frame.aov_names if with_aovs else []
         planes = [frame.pixels, frame.aov_planes] if with_aovs else [frame.pixels]
         return np.concatenate(planes, axis=2), {
-            "channels": list(info.channels) + aov_names, "template": info.spec,
+            "channels": list(info.channels) + aov_names,
+            "template": info.spec,
             "channel_formats": formats + ["float"] * len(aov_names),
-            "compression": None if compression in EXR_COMPRESSIONS else "zip"}
+            "compression": None if compression in EXR_COMPRESSIONS else "zip",
+        }

@@ -24,8 +24,7 @@ class FramePlan:
     write: list[int]
 
 
-def plan_frames(pattern: FramePattern, requested: list[int] | None,
-                handles: int) -> FramePlan:
+def plan_frames(pattern: FramePattern, requested: list[int] | None, handles: int) -> FramePlan:
     """Check the requested frames exist and add handles that exist.
 
     Raises:
@@ -39,8 +38,9 @@ def plan_frames(pattern: FramePattern, requested: list[int] | None,
         raise RRTNError(f"no frames found for {pattern.display()}", kind=ErrorKind.NOT_FOUND)
     frames = sorted(set(frames))
     if frames != list(range(frames[0], frames[-1] + 1)):
-        raise RRTNError(f"frames must form one contiguous range, got "
-                        f"{frames[0]}-{frames[-1]} with gaps")
+        raise RRTNError(
+            f"frames must form one contiguous range, got {frames[0]}-{frames[-1]} with gaps"
+        )
     missing = [f for f in frames if f not in on_disk]
     if missing:
         shown = ", ".join(str(pattern.path(f)) for f in missing[:3])
@@ -67,11 +67,15 @@ def check_headers(pattern: FramePattern, frames: list[int]) -> list[ImageInfo]:
     first = infos[0]
     for info in infos[1:]:
         if (info.width, info.height) != (first.width, first.height):
-            raise RRTNError(f"{info.path} is {info.width}x{info.height}, but {first.path} is "
-                            f"{first.width}x{first.height}")
+            raise RRTNError(
+                f"{info.path} is {info.width}x{info.height}, but {first.path} is "
+                f"{first.width}x{first.height}"
+            )
         if set(info.channels) != set(first.channels):
-            raise RRTNError(f"{info.path} has channels {', '.join(info.channels)}, but "
-                            f"{first.path} has {', '.join(first.channels)}")
+            raise RRTNError(
+                f"{info.path} has channels {', '.join(info.channels)}, but "
+                f"{first.path} has {', '.join(first.channels)}"
+            )
     return infos
 
 

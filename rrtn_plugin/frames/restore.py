@@ -29,6 +29,7 @@ from rrtn_plugin.model import RRTN
 
 log = logging.getLogger("rrtn_plugin")
 
+
 @dataclass(frozen=True)
 class JobSettings:
     """What a restore job does beyond the engine's scheduling.
@@ -73,10 +74,16 @@ class JobReport:
     """Frames left as they were (``skip_existing``)."""
 
 
-def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
-                     second: RRTN | None = None, settings: JobSettings | None = None,
-                     progress: Callable[[Progress], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> JobReport:
+def restore_sequence(
+    source: str | Path,
+    target: str | Path,
+    *,
+    first: RRTN,
+    second: RRTN | None = None,
+    settings: JobSettings | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> JobReport:
     """Restore the frames of ``source`` (a sequence pattern or folder) into ``target``.
 
     ``target`` is a pattern like ``out/shot.####.exr``; its extension picks the format. Frame
@@ -93,10 +100,14 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
     check_target(out, inp)
     plan = plan_frames(inp, job.frames, job.handles)
     infos = check_headers(inp, plan.read)
-    pipeline = FramePipeline(infos[0].channels, input_colorspace=job.input_colorspace,
-                             working_colorspace=job.working_colorspace,
-                             ocio_config=job.ocio_config, color_mode=job.color_mode,
-                             aovs=job.aovs)
+    pipeline = FramePipeline(
+        infos[0].channels,
+        input_colorspace=job.input_colorspace,
+        working_colorspace=job.working_colorspace,
+        ocio_config=job.ocio_config,
+        color_mode=job.color_mode,
+        aovs=job.aovs,
+    )
     skipped: list[int] = []
     if job.skip_existing:
         for folder in {p.parent for p in pipeline.targets(out, plan.write[0])}:
@@ -104,16 +115,30 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
         pending = [f for f in plan.write if not _complete(pipeline.targets(out, f))]
         skipped = [f for f in plan.write if f not in pending]
         if not pending:
-            return JobReport(written=[], frames=[], read_frames=[], pass_psnr=[],
-                             nonfinite_frames=[], mask_coverage=0.0, skipped=skipped,
-                             seconds=time.perf_counter() - started)
+            return JobReport(
+                written=[],
+                frames=[],
+                read_frames=[],
+                pass_psnr=[],
+                nonfinite_frames=[],
+                mask_coverage=0.0,
+                skipped=skipped,
+                seconds=time.perf_counter() - started,
+            )
         # Windows lie on a fixed grid, so restoring the unfinished span gives the same frames.
         plan = plan_frames(inp, list(range(pending[0], pending[-1] + 1)), job.handles)
         skipped = [f for f in skipped if f not in plan.write]
-    session = ClipSession(first_frame=plan.read[0], num_frames=len(plan.read),
-                          height=infos[0].height, width=infos[0].width, first=first,
-                          second=second, options=job.restore, owner="job",
-                          cache=one_call_cache(job.restore))
+    session = ClipSession(
+        first_frame=plan.read[0],
+        num_frames=len(plan.read),
+        height=infos[0].height,
+        width=infos[0].width,
+        first=first,
+        second=second,
+        options=job.restore,
+        owner="job",
+        cache=one_call_cache(job.restore),
+    )
 
     def report(stage: str, done: int, total: int) -> None:
         if should_stop is not None and should_stop():
@@ -131,12 +156,15 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
             nonfinite_frames.append(frame)
     report("read", len(plan.read), len(plan.read))
     if nonfinite_frames:
-        log.warning("frame(s) %s have NaN or infinite pixels: restored around them, original "
-                    "values kept", ", ".join(map(str, nonfinite_frames)))
+        log.warning(
+            "frame(s) %s have NaN or infinite pixels: restored around them, original values kept",
+            ", ".join(map(str, nonfinite_frames)),
+        )
 
     motion = job.restore.keep_motion or Aov.MOTION in job.aovs
-    result = session.restore(plan.write, keep_motion=motion, progress=progress,
-                             should_stop=should_stop)
+    result = session.restore(
+        plan.write, keep_motion=motion, progress=progress, should_stop=should_stop
+    )
 
     out.path(plan.write[0]).parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -147,10 +175,16 @@ def restore_sequence(source: str | Path, target: str | Path, *, first: RRTN,
         written += pipeline.write(rendered, out, frame)
     report("write", len(plan.write), len(plan.write))
     coverage = sum(float((result.masks[f] > 0.05).float().mean()) for f in plan.write)
-    return JobReport(written=written, frames=plan.write, read_frames=plan.read,
-                     pass_psnr=result.pass_psnr, nonfinite_frames=nonfinite_frames,
-                     mask_coverage=coverage / len(plan.write), skipped=skipped,
-                     seconds=time.perf_counter() - started)
+    return JobReport(
+        written=written,
+        frames=plan.write,
+        read_frames=plan.read,
+        pass_psnr=result.pass_psnr,
+        nonfinite_frames=nonfinite_frames,
+        mask_coverage=coverage / len(plan.write),
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _complete(files: list[Path]) -> bool:
@@ -167,6 +201,8 @@ def _complete(files: list[Path]) -> bool:
 def frame_result(result: SessionResult, frame: int) -> FrameResult:
     """One frame's part of a session's result."""
     return FrameResult(
-        restored=result.frames[frame], mask=result.masks[frame],
+        restored=result.frames[frame],
+        mask=result.masks[frame],
         motion_forward=None if result.motion_forward is None else result.motion_forward[frame],
-        motion_backward=None if result.motion_backward is None else result.motion_backward[frame])
+        motion_backward=None if result.motion_backward is None else result.motion_backward[frame],
+    )

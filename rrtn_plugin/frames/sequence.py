@@ -57,9 +57,10 @@ class FramePattern:
     def with_suffix(self, tag: str, extension: str) -> FramePattern:
         """A side-car pattern: ``shot.####.dpx`` → ``shot_<tag>.####.<extension>``."""
         stem = self.basename.rstrip("._")
-        separator = self.basename[len(stem):] or "."
-        return FramePattern(self.directory, f"{stem}_{tag}{separator}", self.padding,
-                            f".{extension}")
+        separator = self.basename[len(stem) :] or "."
+        return FramePattern(
+            self.directory, f"{stem}_{tag}{separator}", self.padding, f".{extension}"
+        )
 
     def frames_on_disk(self) -> list[int]:
         """Frames of this pattern that exist, in order."""
@@ -82,8 +83,10 @@ def parse_pattern(spec: str | os.PathLike[str], *, must_exist: bool = False) -> 
         sequences = [s for s in found if s.frameSet()]
         if len(sequences) != 1:
             names = ", ".join(str(s) for s in sequences[:4]) or "none"
-            raise RRTNError(f"folder {text} must hold exactly one image sequence, found {names}",
-                            kind=ErrorKind.NOT_FOUND if not sequences else ErrorKind.INVALID_INPUT)
+            raise RRTNError(
+                f"folder {text} must hold exactly one image sequence, found {names}",
+                kind=ErrorKind.NOT_FOUND if not sequences else ErrorKind.INVALID_INPUT,
+            )
         sequence = sequences[0]
     else:
         try:
@@ -91,11 +94,17 @@ def parse_pattern(spec: str | os.PathLike[str], *, must_exist: bool = False) -> 
         except fileseq.ParseException as exc:
             raise RRTNError(f"'{text}' is not a frame sequence pattern: {exc}") from exc
     if not sequence.padding() and sequence.frameSet() is None:
-        raise RRTNError(f"'{text}' has no frame number: use a pattern like shot.####.exr or "
-                        "shot.%04d.exr")
+        raise RRTNError(
+            f"'{text}' has no frame number: use a pattern like shot.####.exr or shot.%04d.exr"
+        )
     frames = tuple(sequence.frameSet() or ())
-    pattern = FramePattern(sequence.dirname() or ".", sequence.basename(),
-                           max(sequence.zfill(), 1), sequence.extension(), frames)
+    pattern = FramePattern(
+        sequence.dirname() or ".",
+        sequence.basename(),
+        max(sequence.zfill(), 1),
+        sequence.extension(),
+        frames,
+    )
     if must_exist and not Path(pattern.directory).is_dir():
         raise RRTNError(f"folder {pattern.directory} does not exist", kind=ErrorKind.NOT_FOUND)
     return pattern

@@ -36,8 +36,9 @@ class SecondOrderDeformableAlignment(nn.Module):
     ``"sampled"`` or ``"torchvision"`` (benchmarks compare them).
     """
 
-    def __init__(self, channels: int, *, deform_groups: int,
-                 max_residue_magnitude: float = 10.0) -> None:
+    def __init__(
+        self, channels: int, *, deform_groups: int, max_residue_magnitude: float = 10.0
+    ) -> None:
         super().__init__()
         self.deform_groups = deform_groups
         self.max_residue_magnitude = max_residue_magnitude
@@ -57,8 +58,13 @@ class SecondOrderDeformableAlignment(nn.Module):
         nn.init.zeros_(self.conv_offset[-1].weight)
         nn.init.zeros_(self.conv_offset[-1].bias)
 
-    def forward(self, feats: torch.Tensor, condition: torch.Tensor, flow_n1: torch.Tensor,
-                flow_n2: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        condition: torch.Tensor,
+        flow_n1: torch.Tensor,
+        flow_n2: torch.Tensor,
+    ) -> torch.Tensor:
         """Align.
 
         Args:
@@ -84,8 +90,9 @@ class SecondOrderDeformableAlignment(nn.Module):
         mask = torch.sigmoid(F.conv2d(hidden, last.weight[split:], last.bias[split:], padding=1))
         # The residue is bounded as m·tanh(o) = 2m·σ(2o) − m (CPU sigmoid kernels are several
         # times faster than tanh), the 2 of 2o taken into the weights (exact).
-        sigmoid = torch.sigmoid(F.conv2d(hidden, 2 * last.weight[:split], 2 * last.bias[:split],
-                                         padding=1))
+        sigmoid = torch.sigmoid(
+            F.conv2d(hidden, 2 * last.weight[:split], 2 * last.bias[:split], padding=1)
+        )
         n, _, h, w = sigmoid.shape
         # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
         # its flow plus its residues, laid out (frame, point·group, yx). Out of place: under
@@ -93,8 +100,9 @@ class SecondOrderDeformableAlignment(nn.Module):
         # lose a quarter pixel in fp16 or bf16).
         m = self.max_residue_magnitude
         flows = torch.stack([flow_n1.flip(1), flow_n2.flip(1)], dim=1).unsqueeze(2) - m
-        offset = torch.add(flows.contiguous(), sigmoid.view(n, 2, split // 4, 2, h, w),
-                           alpha=2 * m).view(n, split, h, w)
+        offset = torch.add(
+            flows.contiguous(), sigmoid.view(n, 2, split // 4, 2, h, w), alpha=2 * m
+        ).view(n, split, h, w)
         kernel = self.kernel
         if kernel == "auto":
             kernel = "sampled" if feats.device.type == "cpu" else "torchvision"

@@ -76,8 +76,9 @@ def load_rrtn(path: str | os.PathLike[str], device: str | torch.device = "cpu") 
     return model.to(device).eval()
 
 
-def save_rrtn(model: RRTN, path: str | os.PathLike[str], *,
-              metadata: Mapping[str, str] | None = None) -> None:
+def save_rrtn(
+    model: RRTN, path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None
+) -> None:
     """Write ``model`` as safetensors with its hyper-parameters, atomically (temp file + rename).
 
     ``metadata`` adds free-form string fields (what it was trained on, flow source, …).
@@ -103,8 +104,10 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
     compute the mask for each input size).
     """
     if "feat_extract.conv_resblock.0.weight" not in state:
-        raise RRTNError("not an RRTN checkpoint: no 'feat_extract.conv_resblock.0.weight' "
-                        f"(found {_some(state)})")
+        raise RRTNError(
+            "not an RRTN checkpoint: no 'feat_extract.conv_resblock.0.weight' "
+            f"(found {_some(state)})"
+        )
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if key.startswith("spynet."):
@@ -123,8 +126,10 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
         elif key.endswith(".relative_position_index"):
             side = round(value.shape[0] ** 0.5)
             if not torch.equal(value.cpu().long(), relative_position_index(side)):
-                raise RRTNError(f"checkpoint entry {key} is not the standard Swin "
-                                f"relative-position index for {side}x{side} windows")
+                raise RRTNError(
+                    f"checkpoint entry {key} is not the standard Swin "
+                    f"relative-position index for {side}x{side} windows"
+                )
         else:
             out[key] = value
     return out
@@ -132,6 +137,7 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> RRTNConfig:
     """Read the hyper-parameters off the tensor shapes of a state dict in our names."""
+
     def shape(key: str) -> tuple[int, ...]:
         if key not in state:
             raise RRTNError(f"checkpoint has no '{key}'")
@@ -183,16 +189,21 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise RRTNError(
             f"{path}: refused: the file holds pickled Python objects other than tensors, which "
             "could run code when loaded; it was not loaded. Use the released checkpoint or one "
-            "saved by rrtn-plugin.") from exc
+            "saved by rrtn-plugin."
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise RRTNError(f"{path}: not a readable checkpoint (truncated or another format): "
-                        f"{exc}") from exc
+        raise RRTNError(
+            f"{path}: not a readable checkpoint (truncated or another format): {exc}"
+        ) from exc
     if isinstance(loaded, Mapping) and "netG" in loaded:
         loaded = loaded["netG"]
     if not isinstance(loaded, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise RRTNError(f"{path}: expected {{'netG': state_dict}} or a state dict of tensors, "
-                        f"found {type(loaded).__name__} with keys {_some(loaded)}")
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise RRTNError(
+            f"{path}: expected {{'netG': state_dict}} or a state dict of tensors, "
+            f"found {type(loaded).__name__} with keys {_some(loaded)}"
+        )
     return dict(loaded), {}
 
 
@@ -213,17 +224,24 @@ def _check_keys(model: RRTN, state: Mapping[str, torch.Tensor]) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state)
-                   if tuple(expected[k].shape) != tuple(state[k].shape))
+    wrong = sorted(
+        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
+    )
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing ({_some(missing)})")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected ({_some(unexpected)})")
     if wrong:
-        problems.append("wrong shapes (" + ", ".join(
-            f"{k}: {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
-            for k in wrong[:3]) + (", …" if len(wrong) > 3 else "") + ")")
+        problems.append(
+            "wrong shapes ("
+            + ", ".join(
+                f"{k}: {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
+                for k in wrong[:3]
+            )
+            + (", …" if len(wrong) > 3 else "")
+            + ")"
+        )
     if problems:
         raise ValueError("entries " + "; ".join(problems))
 

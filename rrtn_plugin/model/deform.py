@@ -19,8 +19,13 @@ per pixel each (18 MiB for RRTN's 32 channels) whatever the frame size, small en
 reuse (:func:`rrtn_plugin.engine.device.tune_host_allocator`)."""
 
 
-def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
-                          bias: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+def sampled_deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    mask: torch.Tensor,
+) -> torch.Tensor:
     """Modulated deformable convolution, kernel k×k, stride 1, padding k // 2, dilation 1.
 
     Args:
@@ -40,8 +45,10 @@ def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.T
     c_out, c_in, kh, kw = weight.shape
     points = kh * kw
     if c_in != c or kh != kw or kh % 2 == 0:
-        raise ValueError(f"weight {tuple(weight.shape)} does not fit input {tuple(x.shape)} "
-                         "as an odd square kernel")
+        raise ValueError(
+            f"weight {tuple(weight.shape)} does not fit input {tuple(x.shape)} "
+            "as an odd square kernel"
+        )
     groups = offset.shape[1] // (2 * points)
     if offset.shape != (n, 2 * groups * points, h, w) or c % groups:
         raise ValueError(f"offset {tuple(offset.shape)} does not fit input {tuple(x.shape)}")
@@ -56,11 +63,11 @@ def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.T
     modulation = mask.view(n, groups, 1, points, h, w)
     kernel = weight.reshape(c_out, c * points)
     # align_corners=True: -1 and 1 are the first and last pixel centres.
-    scale = torch.tensor([2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)], dtype=x.dtype,
-                         device=x.device)
+    scale = torch.tensor([2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)], dtype=x.dtype, device=x.device)
     tap_y = taps.repeat_interleave(kw).view(points, 1, 1)
-    grid_x = (torch.arange(w, dtype=x.dtype, device=x.device).view(1, w)
-              + taps.repeat(kh).view(points, 1, 1))
+    grid_x = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w) + taps.repeat(kh).view(
+        points, 1, 1
+    )
     rows = max(1, BAND_PIXELS // max(n * w, 1))
     bands = []
     for top in range(0, h, rows):
@@ -68,8 +75,13 @@ def sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.T
         grid_y = torch.arange(top, bottom, dtype=x.dtype, device=x.device).view(-1, 1) + tap_y
         base = torch.stack(torch.broadcast_tensors(grid_y, grid_x), dim=-1) * scale - 1.0
         grid = torch.addcmul(base, delta[:, :, :, top:bottom], scale)
-        sampled = F.grid_sample(source, grid.view(n * groups, points * (bottom - top), w, 2),
-                                mode="bilinear", padding_mode="zeros", align_corners=True)
+        sampled = F.grid_sample(
+            source,
+            grid.view(n * groups, points * (bottom - top), w, 2),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )
         sampled = sampled.view(n, groups, c // groups, points, bottom - top, w)
         columns = (sampled * modulation[..., top:bottom, :]).reshape(n, c * points, -1)
         bands.append(torch.matmul(kernel, columns).view(n, c_out, bottom - top, w))

@@ -82,9 +82,13 @@ def raft_input(lq: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
-                        pairs: Sequence[tuple[int, int]], *,
-                        num_updates: int = 24) -> torch.Tensor:
+def estimate_pair_flows(
+    flow_net: nn.Module,
+    frames: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    num_updates: int = 24,
+) -> torch.Tensor:
     """Flows between frames of a clip: for each pair (a, b), the flow on frame a's grid that
     warps frame b onto it.
 
@@ -114,8 +118,10 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
         return flow_net(frames[first], frames[second])
     h, w = frames.shape[-2:]
     if min(h, w) < RAFT_MIN_SIDE or h % RAFT_MULTIPLE or w % RAFT_MULTIPLE:
-        raise ValueError(f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
-                         f"{RAFT_MIN_SIDE}, got {h}x{w}")
+        raise ValueError(
+            f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
+            f"{RAFT_MIN_SIDE}, got {h}x{w}"
+        )
     images = for_convolution(raft_input(frames))
     used = sorted(set(first) | set(second))
     features = flow_net.feature_encoder(images[used])
@@ -127,13 +133,17 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
     hidden_size = flow_net.update_block.hidden_state_size
     hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
     hidden, context = torch.tanh(hidden), F.relu(context)
-    correlation = CorrelationPyramid(features[[feature_of[a] for a in first]],
-                                     features[[feature_of[b] for b in second]],
-                                     levels=flow_net.corr_block.num_levels,
-                                     radius=flow_net.corr_block.radius)
+    correlation = CorrelationPyramid(
+        features[[feature_of[a] for a in first]],
+        features[[feature_of[b] for b in second]],
+        levels=flow_net.corr_block.num_levels,
+        radius=flow_net.corr_block.radius,
+    )
     update = flow_net.update_block
-    grus = [FixedContextGRU(gru, context) for gru in (update.recurrent_block.convgru1,
-                                                      update.recurrent_block.convgru2)]
+    grus = [
+        FixedContextGRU(gru, context)
+        for gru in (update.recurrent_block.convgru1, update.recurrent_block.convgru2)
+    ]
     coords0 = make_coords_grid(len(pairs), h // 8, w // 8).to(frames.device)
     coords0 = for_convolution(coords0)
     coords1 = coords0
@@ -143,8 +153,10 @@ def estimate_pair_flows(flow_net: nn.Module, frames: torch.Tensor,
             hidden = gru(hidden, motion)
         coords1 = coords1 + update.flow_head(hidden)
     up_mask = None if flow_net.mask_predictor is None else flow_net.mask_predictor(hidden)
-    return upsample_flow(flow=(coords1 - coords0).contiguous(),
-                         up_mask=None if up_mask is None else up_mask.contiguous())
+    return upsample_flow(
+        flow=(coords1 - coords0).contiguous(),
+        up_mask=None if up_mask is None else up_mask.contiguous(),
+    )
 
 
 class CorrelationPyramid:
@@ -159,13 +171,15 @@ class CorrelationPyramid:
     torchvision's order: level, then x offset, then y offset.
     """
 
-    def __init__(self, first: torch.Tensor, second: torch.Tensor, *, levels: int,
-                 radius: int) -> None:
+    def __init__(
+        self, first: torch.Tensor, second: torch.Tensor, *, levels: int, radius: int
+    ) -> None:
         if first.shape != second.shape:
-            raise ValueError(f"feature maps differ in shape: {tuple(first.shape)} and "
-                             f"{tuple(second.shape)}")
+            raise ValueError(
+                f"feature maps differ in shape: {tuple(first.shape)} and {tuple(second.shape)}"
+            )
         p, c, h, w = first.shape
-        if min(h, w) < 2 ** levels:
+        if min(h, w) < 2**levels:
             raise ValueError(f"{h}x{w} feature maps are too small for {levels} levels")
         volume = torch.bmm(first.flatten(2).transpose(1, 2), second.flatten(2))
         volume = (volume / math.sqrt(c)).view(p * h * w, 1, h, w)
@@ -181,8 +195,11 @@ class CorrelationPyramid:
         self.side = side
         self.scales, self.tables = [], []
         for level, volume in enumerate(self.levels):
-            size = torch.tensor([volume.shape[-1] - 1, volume.shape[-2] - 1],
-                                dtype=torch.float32, device=first.device)
+            size = torch.tensor(
+                [volume.shape[-1] - 1, volume.shape[-2] - 1],
+                dtype=torch.float32,
+                device=first.device,
+            )
             self.tables.append((2 * window / size - 1).flatten())
             self.scales.append(torch.diag(2 / size / 2**level).repeat(1, side * side))
 
@@ -194,11 +211,14 @@ class CorrelationPyramid:
         p, _, h, w = coords.shape
         points = coords.float().permute(0, 2, 3, 1).reshape(p * h * w, 2)
         with torch.autocast(coords.device.type, enabled=False):
-            grids = [torch.addmm(table, points, scale).view(-1, self.side, self.side, 2)
-                     for scale, table in zip(self.scales, self.tables, strict=True)]
+            grids = [
+                torch.addmm(table, points, scale).view(-1, self.side, self.side, 2)
+                for scale, table in zip(self.scales, self.tables, strict=True)
+            ]
         windows = [
-            F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=True).view(p, h, w, -1)
+            F.grid_sample(
+                volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+            ).view(p, h, w, -1)
             for volume, grid in zip(self.levels, grids, strict=True)
         ]
         return torch.cat(windows, dim=-1).permute(0, 3, 1, 2)
@@ -222,8 +242,8 @@ class FixedContextGRU:
 
         def split(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
             weight = conv.weight
-            own = torch.cat([weight[:, :cut[0]], weight[:, cut[1]:]], dim=1)
-            fixed = F.conv2d(context, weight[:, cut[0]:cut[1]], conv.bias, padding=conv.padding)
+            own = torch.cat([weight[:, : cut[0]], weight[:, cut[1] :]], dim=1)
+            fixed = F.conv2d(context, weight[:, cut[0] : cut[1]], conv.bias, padding=conv.padding)
             return own, fixed
 
         weight_z, fixed_z = split(gru.convz)
@@ -239,6 +259,14 @@ class FixedContextGRU:
     def __call__(self, hidden: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         zr = F.conv2d(torch.cat([hidden, motion], dim=1), self.weight_zr, padding=self.padding)
         z, r = torch.sigmoid(zr + self.fixed_zr).split(self.hidden, dim=1)
-        q = 2 * torch.sigmoid(F.conv2d(torch.cat([r * hidden, motion], dim=1), self.weight_q,
-                                       padding=self.padding) + self.fixed_q) - 1
+        q = (
+            2
+            * torch.sigmoid(
+                F.conv2d(
+                    torch.cat([r * hidden, motion], dim=1), self.weight_q, padding=self.padding
+                )
+                + self.fixed_q
+            )
+            - 1
+        )
         return hidden + z * (q - hidden)

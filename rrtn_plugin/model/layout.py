@@ -43,6 +43,13 @@ def cat_for_convolution(maps: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.cat(list(maps), dim=1).contiguous(memory_format=layout)
     n, _, h, w = first.shape
     dtype = reduce(torch.promote_types, (m.dtype for m in maps))
-    out = torch.empty(n, sum(m.shape[1] for m in maps), h, w, dtype=dtype, device=first.device,
-                      memory_format=layout)
+    out = torch.empty(
+        n,
+        sum(m.shape[1] for m in maps),
+        h,
+        w,
+        dtype=dtype,
+        device=first.device,
+        memory_format=layout,
+    )
     return torch.cat(list(maps), dim=1, out=out)

@@ -61,8 +61,9 @@ class RRTNConfig:
         return RAFT_MIN_SIDE if self.flow_source == "raft" else self.size_multiple
 
 
-def residual_indicator(current: torch.Tensor, warped_next: torch.Tensor,
-                       warped_previous: torch.Tensor) -> torch.Tensor:
+def residual_indicator(
+    current: torch.Tensor, warped_next: torch.Tensor, warped_previous: torch.Tensor
+) -> torch.Tensor:
     """RRTN's noise mask: the geometric mean of the two motion-compensated residuals.
 
     Damage (dust, scratches) appears in one frame only, so it leaves a residual against both
@@ -70,8 +71,10 @@ def residual_indicator(current: torch.Tensor, warped_next: torch.Tensor,
 
     Shapes: (B, C, H, W) each → (B, 1, H, W), computed on channel 0.
     """
-    return torch.sqrt((warped_next[:, :1] - current[:, :1]).abs()
-                      * (warped_previous[:, :1] - current[:, :1]).abs())
+    return torch.sqrt(
+        (warped_next[:, :1] - current[:, :1]).abs()
+        * (warped_previous[:, :1] - current[:, :1]).abs()
+    )
 
 
 class RRTN(nn.Module):
@@ -88,10 +91,20 @@ class RRTN(nn.Module):
         config: the hyper-parameters the parts were built with.
     """
 
-    def __init__(self, *, flow_net: nn.Module, feat_extract: nn.Module,
-                 deform_align: nn.ModuleDict, backbone: nn.ModuleDict, reconstruction: nn.Module,
-                 upsample1: nn.Module, upsample2: nn.Module, conv_hr: nn.Module,
-                 conv_last: nn.Module, config: RRTNConfig) -> None:
+    def __init__(
+        self,
+        *,
+        flow_net: nn.Module,
+        feat_extract: nn.Module,
+        deform_align: nn.ModuleDict,
+        backbone: nn.ModuleDict,
+        reconstruction: nn.Module,
+        upsample1: nn.Module,
+        upsample2: nn.Module,
+        conv_hr: nn.Module,
+        conv_last: nn.Module,
+        config: RRTNConfig,
+    ) -> None:
         super().__init__()
         for parts, name in ((deform_align, "deform_align"), (backbone, "backbone")):
             if tuple(parts.keys()) != BRANCHES:
@@ -119,9 +132,11 @@ class RRTN(nn.Module):
         if c != self.config.in_channels:
             raise ValueError(f"this network takes {self.config.in_channels} channel(s), got {c}")
         if h % m or w % m or min(h, w) < self.config.min_side:
-            raise ValueError(f"H and W must be multiples of {m} and at least "
-                             f"{self.config.min_side}, "
-                             f"got {h}x{w}; pad the frames (the clip engine does)")
+            raise ValueError(
+                f"H and W must be multiples of {m} and at least "
+                f"{self.config.min_side}, "
+                f"got {h}x{w}; pad the frames (the clip engine does)"
+            )
         if t < min_frames:
             raise ValueError(f"need at least {min_frames} frames, got {t}")
 
@@ -132,18 +147,24 @@ class RRTN(nn.Module):
         The first run at each frame (or tile) size compiles, which takes tens of seconds; later
         runs are faster (figures in ``bench/speed.py --compile``). RAFT stays eager.
         """
-        for part in (self.feat_extract, *self.deform_align.values(), *self.backbone.values(),
-                     self.reconstruction):
+        for part in (
+            self.feat_extract,
+            *self.deform_align.values(),
+            *self.backbone.values(),
+            self.reconstruction,
+        ):
             part.compile(dynamic=False)
 
     # -- flow and mask -----------------------------------------------------------------------
 
-    def estimate_pair_flows(self, frames: torch.Tensor,
-                            pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+    def estimate_pair_flows(
+        self, frames: torch.Tensor, pairs: Sequence[tuple[int, int]]
+    ) -> torch.Tensor:
         """(T, C, H, W) frames and (a, b) index pairs → (P, 2, H, W): for each pair, the flow
         on frame a's grid that warps frame b onto it (each frame encoded once)."""
-        return estimate_pair_flows(self.flow_net, frames, pairs,
-                                   num_updates=self.config.flow_updates)
+        return estimate_pair_flows(
+            self.flow_net, frames, pairs, num_updates=self.config.flow_updates
+        )
 
     def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's flows for a clip.
@@ -166,8 +187,9 @@ class RRTN(nn.Module):
         flows = self.estimate_pair_flows(lq.reshape(-1, c, h, w), pairs).view(n, 2, t, 2, h, w)
         return flows[:, 0], flows[:, 1]
 
-    def noise_mask(self, lq: torch.Tensor, flows_forward: torch.Tensor,
-                   flows_backward: torch.Tensor) -> torch.Tensor:
+    def noise_mask(
+        self, lq: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor
+    ) -> torch.Tensor:
         """The reference's noise mask, (N, T, 1, H, W), from :meth:`compute_flow`'s flows.
 
         Frame i is compared with frame i+1 warped by ``flows_backward[:, i]`` and with frame i−1
@@ -177,8 +199,10 @@ class RRTN(nn.Module):
         self.check_input(lq)
         n, t, c, h, w = lq.shape
         if flows_forward.shape != (n, t, 2, h, w) or flows_backward.shape != (n, t, 2, h, w):
-            raise ValueError(f"flows must be {(n, t, 2, h, w)}, got {tuple(flows_forward.shape)} "
-                             f"and {tuple(flows_backward.shape)}")
+            raise ValueError(
+                f"flows must be {(n, t, 2, h, w)}, got {tuple(flows_forward.shape)} "
+                f"and {tuple(flows_backward.shape)}"
+            )
         nexts = torch.cat([lq[:, 1:], lq[:, -3:-2]], dim=1)
         previous = torch.cat([lq[:, 2:3], lq[:, :-1]], dim=1)
         previous_flows = torch.cat([flows_forward[:, -1:], flows_forward[:, :-1]], dim=1)
@@ -196,9 +220,16 @@ class RRTN(nn.Module):
         """(N, C, H, W) frames and (N, 1, H, W) masks → (N, F, H, W) spatial features."""
         return self.feat_extract(cat_for_convolution([lq, noise_mask]))
 
-    def restore(self, lq: torch.Tensor, *, noise_mask: torch.Tensor, flows_forward: torch.Tensor,
-                flows_backward: torch.Tensor, spatial: list[torch.Tensor] | None = None,
-                on_step: Callable[[], None] | None = None) -> torch.Tensor:
+    def restore(
+        self,
+        lq: torch.Tensor,
+        *,
+        noise_mask: torch.Tensor,
+        flows_forward: torch.Tensor,
+        flows_backward: torch.Tensor,
+        spatial: list[torch.Tensor] | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> torch.Tensor:
         """Propagate and reconstruct with given flows and mask.
 
         Args:
@@ -223,8 +254,13 @@ class RRTN(nn.Module):
         step = on_step or _no_op
         batches = frame_batches(t, n * h * w)
         if spatial is None:
-            spatial = [feats for frames in batches for feats in _unbatch(
-                self.spatial_features(_batch(lq, frames), _batch(noise_mask, frames)), n)]
+            spatial = [
+                feats
+                for frames in batches
+                for feats in _unbatch(
+                    self.spatial_features(_batch(lq, frames), _batch(noise_mask, frames)), n
+                )
+            ]
         elif len(spatial) != t:
             raise ValueError(f"spatial must hold {t} feature maps, got {len(spatial)}")
         branches: dict[str, list[torch.Tensor]] = {}
@@ -244,12 +280,21 @@ class RRTN(nn.Module):
         """(N, T, C, H, W) in [-1, 1] → restored (N, T, C, H, W), as the reference computes it."""
         flows_forward, flows_backward = self.compute_flow(lq)
         mask = self.noise_mask(lq, flows_forward, flows_backward)
-        return self.restore(lq, noise_mask=mask, flows_forward=flows_forward[:, :-1],
-                            flows_backward=flows_backward[:, :-1])
+        return self.restore(
+            lq,
+            noise_mask=mask,
+            flows_forward=flows_forward[:, :-1],
+            flows_backward=flows_backward[:, :-1],
+        )
 
-    def _propagate(self, name: str, spatial: list[torch.Tensor],
-                   earlier: dict[str, list[torch.Tensor]], flows: torch.Tensor,
-                   step: Callable[[], None]) -> list[torch.Tensor]:
+    def _propagate(
+        self,
+        name: str,
+        spatial: list[torch.Tensor],
+        earlier: dict[str, list[torch.Tensor]],
+        flows: torch.Tensor,
+        step: Callable[[], None],
+    ) -> list[torch.Tensor]:
         """Run one propagation branch; returns its (N, F, H, W) output per frame, in frame order.
 
         Backward branches visit frames T−1 … 0, forward branches 0 … T−1. Each step aligns the
@@ -278,8 +323,12 @@ class RRTN(nn.Module):
                     feat_n2 = torch.zeros_like(feat_prop)
                     flow_n2 = torch.zeros_like(flow_n1)
                     cond_n2 = torch.zeros_like(cond_n1)
-                feat_prop = align(torch.cat([feat_prop, feat_n2], dim=1),
-                                  torch.cat([cond_n1, current, cond_n2], dim=1), flow_n1, flow_n2)
+                feat_prop = align(
+                    torch.cat([feat_prop, feat_n2], dim=1),
+                    torch.cat([cond_n1, current, cond_n2], dim=1),
+                    flow_n1,
+                    flow_n2,
+                )
             inputs = [current, *(earlier[b][idx] for b in earlier), feat_prop]
             feat_prop = feat_prop + backbone(cat_for_convolution(inputs))
             visited.append(feat_prop)
@@ -317,7 +366,7 @@ def frame_batches(frames: int, pixels_per_frame: int) -> list[range]:
 
 def _batch(x: torch.Tensor, frames: range) -> torch.Tensor:
     """(N, T, C, H, W) → (len(frames)·N, C, H, W), frame-major."""
-    return x[:, frames.start:frames.stop].transpose(0, 1).flatten(0, 1)
+    return x[:, frames.start : frames.stop].transpose(0, 1).flatten(0, 1)
 
 
 def _unbatch(x: torch.Tensor, n: int) -> list[torch.Tensor]:
@@ -334,18 +383,29 @@ def build_rrtn(config: RRTNConfig | None = None) -> RRTN:
     model = RRTN(
         flow_net=build_flow_net(cfg.flow_source),
         feat_extract=ConvResBlock(cfg.in_channels + 1, f, cfg.extract_blocks),
-        deform_align=nn.ModuleDict({
-            name: SecondOrderDeformableAlignment(
-                f, deform_groups=cfg.deform_groups,
-                max_residue_magnitude=cfg.max_residue_magnitude)
-            for name in BRANCHES
-        }),
-        backbone=nn.ModuleDict({
-            name: SwinBackbone(in_channels=(2 + i) * f, embed_dim=cfg.embed_dim,
-                               depths=cfg.depths, num_heads=cfg.num_heads,
-                               window_size=cfg.window_size, mlp_hidden=cfg.mlp_hidden)
-            for i, name in enumerate(BRANCHES)
-        }),
+        deform_align=nn.ModuleDict(
+            {
+                name: SecondOrderDeformableAlignment(
+                    f,
+                    deform_groups=cfg.deform_groups,
+                    max_residue_magnitude=cfg.max_residue_magnitude,
+                )
+                for name in BRANCHES
+            }
+        ),
+        backbone=nn.ModuleDict(
+            {
+                name: SwinBackbone(
+                    in_channels=(2 + i) * f,
+                    embed_dim=cfg.embed_dim,
+                    depths=cfg.depths,
+                    num_heads=cfg.num_heads,
+                    window_size=cfg.window_size,
+                    mlp_hidden=cfg.mlp_hidden,
+                )
+                for i, name in enumerate(BRANCHES)
+            }
+        ),
         reconstruction=ConvResBlock(5 * f, f, cfg.reconstruct_blocks),
         upsample1=ConvPixelShuffle(f, f),
         upsample2=ConvPixelShuffle(f, f),

@@ -35,8 +35,9 @@ def partition_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c)
 
 
-def shifted_window_mask(h: int, w: int, *, window_size: int, shift: int,
-                        device: torch.device | None = None) -> torch.Tensor:
+def shifted_window_mask(
+    h: int, w: int, *, window_size: int, shift: int, device: torch.device | None = None
+) -> torch.Tensor:
     """(nW, S², S²) additive attention mask for windows of a map cyclically shifted by ``shift``.
 
     After the shift, some windows hold pixels from up to four regions that are not neighbours in
@@ -55,8 +56,9 @@ def shifted_window_mask(h: int, w: int, *, window_size: int, shift: int,
     return torch.zeros(differ.shape, device=device).masked_fill(differ, -100.0)
 
 
-def window_order(h: int, w: int, *, window_size: int, shift: int,
-                 device: torch.device | None = None) -> torch.Tensor:
+def window_order(
+    h: int, w: int, *, window_size: int, shift: int, device: torch.device | None = None
+) -> torch.Tensor:
     """(H·W,) int64: the row-major token indices of an H × W map, cyclically shifted by
     ``shift`` and cut into S × S windows, in window order.
 
@@ -84,8 +86,13 @@ class TokenLinear(nn.Linear):
         self.as_convolution = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not self.as_convolution or x.device.type != "cpu" or not x.is_contiguous()
-                or x.ndim < 2 or not x.numel()):
+        if (
+            not self.as_convolution
+            or x.device.type != "cpu"
+            or not x.is_contiguous()
+            or x.ndim < 2
+            or not x.numel()
+        ):
             return super().forward(x)
         leading = x.shape[:-1]
         rows = x.shape[0] if x.ndim > 2 else 1
@@ -119,8 +126,9 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1) ** 2, num_heads)
         )
-        self.register_buffer("relative_position_index", relative_position_index(window_size),
-                             persistent=False)
+        self.register_buffer(
+            "relative_position_index", relative_position_index(window_size), persistent=False
+        )
         self.qkv = TokenLinear(dim, 3 * dim)
         self.proj = TokenLinear(dim, dim)
 
@@ -148,8 +156,9 @@ class WindowAttention(nn.Module):
         if kernel == "baddbmm":
             q, k, v = qkv.reshape(3, bw * heads, n, d).unbind(0)
             if bw == windows:  # a bias per window: added inside the first matmul
-                logits = torch.baddbmm(bias.reshape(bw * heads, n, n), q, k.transpose(1, 2),
-                                       alpha=self.scale)
+                logits = torch.baddbmm(
+                    bias.reshape(bw * heads, n, n), q, k.transpose(1, 2), alpha=self.scale
+                )
             else:  # a bias shared by several windows: added in place, not copied per window
                 logits = torch.bmm(q * self.scale, k.transpose(1, 2))
                 logits.view(-1, windows, heads, n, n).add_(bias)
@@ -186,8 +195,9 @@ class SwinBlock(nn.Module):
     autograd, so is the attention bias (kept until the bias table changes).
     """
 
-    def __init__(self, dim: int, *, num_heads: int, window_size: int, shift: int,
-                 mlp_hidden: int) -> None:
+    def __init__(
+        self, dim: int, *, num_heads: int, window_size: int, shift: int, mlp_hidden: int
+    ) -> None:
         super().__init__()
         if not 0 <= shift < window_size:
             raise ValueError(f"shift {shift} must be in [0, window_size={window_size})")
@@ -203,10 +213,16 @@ class SwinBlock(nn.Module):
     def _layout(self, h: int, w: int, device: torch.device) -> _WindowLayout:
         key = (h, w, device)
         if key not in self._layouts:
-            order = window_order(h, w, window_size=self.window_size, shift=self.shift,
-                                 device=device)
-            mask = None if self.shift == 0 else shifted_window_mask(
-                h, w, window_size=self.window_size, shift=self.shift, device=device)
+            order = window_order(
+                h, w, window_size=self.window_size, shift=self.shift, device=device
+            )
+            mask = (
+                None
+                if self.shift == 0
+                else shifted_window_mask(
+                    h, w, window_size=self.window_size, shift=self.shift, device=device
+                )
+            )
             self._layouts[key] = _WindowLayout(order, torch.argsort(order), mask)
         return self._layouts[key]
 
@@ -225,8 +241,9 @@ class SwinBlock(nn.Module):
         h, w = size
         b, tokens, c = x.shape
         if tokens != h * w or h % self.window_size or w % self.window_size:
-            raise ValueError(f"{tokens} tokens of size {h}x{w} do not make windows of "
-                             f"{self.window_size}")
+            raise ValueError(
+                f"{tokens} tokens of size {h}x{w} do not make windows of {self.window_size}"
+            )
         layout = self._layout(h, w, x.device)
         windows = self.norm1(x).index_select(1, layout.order)
         windows = windows.view(-1, self.window_size * self.window_size, c)
@@ -263,14 +280,22 @@ class ResidualSwinGroup(nn.Module):
     Shapes: tokens (B, H·W, C) → (B, H·W, C).
     """
 
-    def __init__(self, dim: int, *, depth: int, num_heads: int, window_size: int,
-                 mlp_hidden: int) -> None:
+    def __init__(
+        self, dim: int, *, depth: int, num_heads: int, window_size: int, mlp_hidden: int
+    ) -> None:
         super().__init__()
-        self.residual_group = BlockSequence([
-            SwinBlock(dim, num_heads=num_heads, window_size=window_size,
-                      shift=0 if i % 2 == 0 else window_size // 2, mlp_hidden=mlp_hidden)
-            for i in range(depth)
-        ])
+        self.residual_group = BlockSequence(
+            [
+                SwinBlock(
+                    dim,
+                    num_heads=num_heads,
+                    window_size=window_size,
+                    shift=0 if i % 2 == 0 else window_size // 2,
+                    mlp_hidden=mlp_hidden,
+                )
+                for i in range(depth)
+            ]
+        )
         self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -319,8 +344,16 @@ class SwinBackbone(nn.Module):
         mlp_hidden: hidden width of each block's MLP (128).
     """
 
-    def __init__(self, *, in_channels: int, embed_dim: int, depths: tuple[int, ...],
-                 num_heads: int, window_size: int, mlp_hidden: int) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        embed_dim: int,
+        depths: tuple[int, ...],
+        num_heads: int,
+        window_size: int,
+        mlp_hidden: int,
+    ) -> None:
         super().__init__()
         self.multiple = 2 * window_size
         half = embed_dim // 2
@@ -328,14 +361,20 @@ class SwinBackbone(nn.Module):
         self.conv_second = nn.Conv2d(half, embed_dim, 4, 2, 1)
         self.patch_embed = PatchNorm(embed_dim)
         self.layers = nn.ModuleList(
-            ResidualSwinGroup(embed_dim, depth=depth, num_heads=num_heads,
-                              window_size=window_size, mlp_hidden=mlp_hidden)
+            ResidualSwinGroup(
+                embed_dim,
+                depth=depth,
+                num_heads=num_heads,
+                window_size=window_size,
+                mlp_hidden=mlp_hidden,
+            )
             for depth in depths
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, embed_dim, 3, 1, 1),
-                                                  nn.LeakyReLU())
+        self.conv_before_upsample = nn.Sequential(
+            nn.Conv2d(embed_dim, embed_dim, 3, 1, 1), nn.LeakyReLU()
+        )
         self.conv_up1 = nn.Conv2d(embed_dim, half, 3, 1, 1)
         self.conv_last = nn.Conv2d(half, embed_dim // 4, 3, 1, 1)
         self.use_channels_last(True)

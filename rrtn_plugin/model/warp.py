@@ -21,8 +21,10 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         (N, C, H, W) warped ``x``.
     """
     if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2:
-        raise ValueError(f"expected x (N, C, H, W) and flow (N, 2, H, W), got {tuple(x.shape)} "
-                         f"and {tuple(flow.shape)}")
+        raise ValueError(
+            f"expected x (N, C, H, W) and flow (N, 2, H, W), got {tuple(x.shape)} "
+            f"and {tuple(flow.shape)}"
+        )
     if x.shape[-2:] != flow.shape[-2:] or x.shape[0] != flow.shape[0]:
         raise ValueError(f"x {tuple(x.shape)} and flow {tuple(flow.shape)} disagree in N, H or W")
     _, _, h, w = x.shape
@@ -33,5 +35,6 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid = torch.stack(
         (2.0 * grid_x / max(w - 1, 1) - 1.0, 2.0 * grid_y / max(h - 1, 1) - 1.0), dim=3
     )
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
-                         align_corners=True)
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
+    )

@@ -44,18 +44,27 @@ def raw_payload(pixels: np.ndarray, channels: Sequence[str]) -> tuple[bytes, pb.
 def raw_pixels(frame: int, layout: pb.RawLayout, payload: bytes) -> np.ndarray:
     """A RAW frame's bytes as (H, W, C) float32, checked against its layout."""
     if layout.width < 1 or layout.height < 1 or not layout.channels:
-        raise RRTNError(f"frame {frame}: raw layout {layout.width}x{layout.height} with "
-                        f"{len(layout.channels)} channels is not a picture")
+        raise RRTNError(
+            f"frame {frame}: raw layout {layout.width}x{layout.height} with "
+            f"{len(layout.channels)} channels is not a picture"
+        )
     shape = (layout.height, layout.width, len(layout.channels))
     if len(payload) != 4 * shape[0] * shape[1] * shape[2]:
-        raise RRTNError(f"frame {frame}: {len(payload)} bytes of raw data do not make "
-                        f"{shape} float32 pixels")
+        raise RRTNError(
+            f"frame {frame}: {len(payload)} bytes of raw data do not make {shape} float32 pixels"
+        )
     return np.frombuffer(payload, dtype="<f4").reshape(shape).astype(np.float32)
 
 
-def frame_chunks(frame: int, data: bytes, *, encoding: int, layer: str = "",
-                 raw: pb.RawLayout | None = None, with_hash: bool = False
-                 ) -> Iterator[pb.FrameChunk]:
+def frame_chunks(
+    frame: int,
+    data: bytes,
+    *,
+    encoding: int,
+    layer: str = "",
+    raw: pb.RawLayout | None = None,
+    with_hash: bool = False,
+) -> Iterator[pb.FrameChunk]:
     """A frame's data as FrameChunk messages of at most :data:`CHUNK_BYTES` (one if empty)."""
     first: dict[str, object] = {"encoding": encoding}
     if raw is not None:
@@ -63,9 +72,14 @@ def frame_chunks(frame: int, data: bytes, *, encoding: int, layer: str = "",
     if with_hash:
         first["content_hash"] = content_hash(data)
     for offset in range(0, max(len(data), 1), CHUNK_BYTES):
-        yield pb.FrameChunk(frame=frame, layer=layer, total_bytes=len(data), offset=offset,
-                            data=data[offset:offset + CHUNK_BYTES],
-                            **(first if offset == 0 else {}))
+        yield pb.FrameChunk(
+            frame=frame,
+            layer=layer,
+            total_bytes=len(data),
+            offset=offset,
+            data=data[offset : offset + CHUNK_BYTES],
+            **(first if offset == 0 else {}),
+        )
 
 
 @dataclass
@@ -93,14 +107,19 @@ class FrameAssembler:
         """Take one chunk; the frame's first chunk and its whole data when this completes it."""
         key = (chunk.frame, chunk.layer)
         if len(chunk.data) > MAX_CHUNK_BYTES:
-            raise RRTNError(f"frame {chunk.frame}: chunk of {len(chunk.data)} bytes is larger "
-                            f"than {MAX_CHUNK_BYTES}")
+            raise RRTNError(
+                f"frame {chunk.frame}: chunk of {len(chunk.data)} bytes is larger "
+                f"than {MAX_CHUNK_BYTES}"
+            )
         if chunk.offset == 0:
-            if chunk.total_bytes < 0 or (self.max_frame_bytes is not None
-                                         and chunk.total_bytes > self.max_frame_bytes):
-                raise RRTNError(f"frame {chunk.frame}: {chunk.total_bytes} bytes is not a "
-                                f"frame size this session takes (at most "
-                                f"{self.max_frame_bytes} bytes)")
+            if chunk.total_bytes < 0 or (
+                self.max_frame_bytes is not None and chunk.total_bytes > self.max_frame_bytes
+            ):
+                raise RRTNError(
+                    f"frame {chunk.frame}: {chunk.total_bytes} bytes is not a "
+                    f"frame size this session takes (at most "
+                    f"{self.max_frame_bytes} bytes)"
+                )
             self._partial[key] = _Partial(chunk, [], 0)
         partial = self._partial.get(key)
         if partial is None or chunk.offset != partial.size:

@@ -63,8 +63,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
     def __init__(self, token: str) -> None:
         self.expected = f"Bearer {token}"
 
-    def intercept_service(self, continuation: Callable[[Any], Any],
-                          details: grpc.HandlerCallDetails) -> Any:
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
         if details.method.startswith(HEALTH_PREFIX):
             return continuation(details)
         metadata = dict(details.invocation_metadata or ())
@@ -75,8 +76,10 @@ class TokenInterceptor(grpc.ServerInterceptor):
             return None
 
         def deny(request: Any, context: grpc.ServicerContext) -> Any:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "missing or wrong token (send 'authorization: Bearer <token>')")
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong token (send 'authorization: Bearer <token>')",
+            )
 
         # A refusal must be a handler of the same kind as the method's.
         if handler.request_streaming and handler.response_streaming:
@@ -91,8 +94,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
 class RunningServer:
     """A started server; :meth:`stop` ends it (and its idle-session reaper)."""
 
-    def __init__(self, server: grpc.Server, service: RestoreService, address: str,
-                 port: int) -> None:
+    def __init__(
+        self, server: grpc.Server, service: RestoreService, address: str, port: int
+    ) -> None:
         self.server, self.service, self.address, self.port = server, service, address, port
         self._stopped = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="rrtn-reaper", daemon=True)
@@ -111,8 +115,13 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
-def start_server(service: RestoreService, *, address: str = DEFAULT_ADDRESS,
-                 security: ServerSecurity | None = None, workers: int = 16) -> RunningServer:
+def start_server(
+    service: RestoreService,
+    *,
+    address: str = DEFAULT_ADDRESS,
+    security: ServerSecurity | None = None,
+    workers: int = 16,
+) -> RunningServer:
     """Start serving ``service`` on ``address`` (``host:port`` or ``unix:///path.sock``).
 
     Raises:
@@ -120,27 +129,39 @@ def start_server(service: RestoreService, *, address: str = DEFAULT_ADDRESS,
     """
     security = security or ServerSecurity()
     if not is_loopback(address) and not security.token:
-        raise RRTNError(f"refusing to listen on {address} without a token: give --token-file "
-                        "or set RRTN_TOKEN (or listen on 127.0.0.1 or a unix socket)")
+        raise RRTNError(
+            f"refusing to listen on {address} without a token: give --token-file "
+            "or set RRTN_TOKEN (or listen on 127.0.0.1 or a unix socket)"
+        )
     interceptors = [TokenInterceptor(security.token)] if security.token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-                         interceptors=interceptors,
-                         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
     pb_grpc.add_RestorerServicer_to_server(Servicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     try:
         if security.tls_cert or security.tls_key:
             if not (security.tls_cert and security.tls_key):
                 raise RRTNError("TLS needs both a certificate and a key")
             credentials = grpc.ssl_server_credentials(
-                [(security.tls_key.read_bytes(), security.tls_cert.read_bytes())])
+                [(security.tls_key.read_bytes(), security.tls_cert.read_bytes())]
+            )
             port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
@@ -151,7 +172,11 @@ def start_server(service: RestoreService, *, address: str = DEFAULT_ADDRESS,
     if port == 0 and not address.startswith("unix:"):
         raise RRTNError(f"cannot listen on {address} (address in use or not available)")
     server.start()
-    log.info("serving on %s%s (%s), models: %s", address,
-             " with TLS" if security.tls_cert else "", service.device,
-             ", ".join(service.models))
+    log.info(
+        "serving on %s%s (%s), models: %s",
+        address,
+        " with TLS" if security.tls_cert else "",
+        service.device,
+        ", ".join(service.models),
+    )
     return RunningServer(server, service, address, port)

@@ -114,8 +114,15 @@ class Summary:
 class ServedSession:
     """One open session: the engine's clip session, its colour pipeline, its given frames."""
 
-    def __init__(self, session_id: str, spec: SessionSpec, model: ServedModel,
-                 engine: ClipSession, *, ocio_config: str | None = None) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        spec: SessionSpec,
+        model: ServedModel,
+        engine: ClipSession,
+        *,
+        ocio_config: str | None = None,
+    ) -> None:
         self.id = session_id
         self.ocio_config = ocio_config
         self.spec = spec
@@ -150,17 +157,24 @@ class ServedSession:
         """Give the session a frame's decoded pixels (checked against the clip)."""
         height, width = pixels.shape[:2]
         if (width, height) != (self.spec.width, self.spec.height):
-            raise RRTNError(f"frame {frame} is {width}x{height}, the session's clip is "
-                            f"{self.spec.width}x{self.spec.height}")
+            raise RRTNError(
+                f"frame {frame} is {width}x{height}, the session's clip is "
+                f"{self.spec.width}x{self.spec.height}"
+            )
         if self.channels is None:
             self.pipeline = FramePipeline(
-                channels, input_colorspace=self.spec.input_colorspace,
-                ocio_config=self.ocio_config, color_mode=self.spec.color_mode,
-                aovs=self.spec.aovs)
+                channels,
+                input_colorspace=self.spec.input_colorspace,
+                ocio_config=self.ocio_config,
+                color_mode=self.spec.color_mode,
+                aovs=self.spec.aovs,
+            )
             self.channels = channels
         elif set(channels) != set(self.channels):
-            raise RRTNError(f"frame {frame} has channels {', '.join(channels)}, the session's "
-                            f"frames have {', '.join(self.channels)}")
+            raise RRTNError(
+                f"frame {frame} has channels {', '.join(channels)}, the session's "
+                f"frames have {', '.join(self.channels)}"
+            )
         assert self.pipeline is not None
         luma, nonfinite = self.pipeline.network_input(pixels)
         self.engine.put_frame(frame, luma)
@@ -170,21 +184,30 @@ class ServedSession:
 class RestoreService:
     """Models, the shared cache, and the open sessions of one server."""
 
-    def __init__(self, models: list[ServedModel], *, device: str = "auto",
-                 limits: ServiceLimits | None = None, ocio_config: str | None = None) -> None:
+    def __init__(
+        self,
+        models: list[ServedModel],
+        *,
+        device: str = "auto",
+        limits: ServiceLimits | None = None,
+        ocio_config: str | None = None,
+    ) -> None:
         if not models:
             raise RRTNError("a server needs at least one model")
         self.models = {m.name: m for m in models}
         self.default_model = models[0].name
         self.device = resolve_device(device)
         self.limits = limits or ServiceLimits()
-        self.memory_budget = self.limits.memory_budget or int(
-            0.8 * available_memory(self.device))
-        self.host_budget = self.limits.host_budget or int(0.5 * available_memory(
-            torch.device("cpu")))
+        self.memory_budget = self.limits.memory_budget or int(0.8 * available_memory(self.device))
+        self.host_budget = self.limits.host_budget or int(
+            0.5 * available_memory(torch.device("cpu"))
+        )
         two_tier = self.device.type != "cpu"
-        self.cache = WorkCache(device=self.device, device_budget=self.memory_budget // 2,
-                               host_budget=self.host_budget // 2 if two_tier else 0)
+        self.cache = WorkCache(
+            device=self.device,
+            device_budget=self.memory_budget // 2,
+            host_budget=self.host_budget // 2 if two_tier else 0,
+        )
         self.compute_lock = threading.Lock()
         self.ocio_config = ocio_config
         self._sessions: dict[str, ServedSession] = {}
@@ -200,45 +223,68 @@ class RestoreService:
         """Start a session; RRTNError (INVALID_INPUT, NOT_FOUND, OUT_OF_MEMORY) if it can't."""
         model = self.models.get(spec.model or self.default_model)
         if model is None:
-            raise RRTNError(f"no model '{spec.model}' (this server has "
-                            f"{', '.join(self.models)})", kind=ErrorKind.NOT_FOUND)
+            raise RRTNError(
+                f"no model '{spec.model}' (this server has {', '.join(self.models)})",
+                kind=ErrorKind.NOT_FOUND,
+            )
         if spec.last_frame < spec.first_frame:
-            raise RRTNError(f"last_frame {spec.last_frame} is before first_frame "
-                            f"{spec.first_frame}")
+            raise RRTNError(
+                f"last_frame {spec.last_frame} is before first_frame {spec.first_frame}"
+            )
         if spec.width < 1 or spec.height < 1:
             raise RRTNError(f"width and height must be positive, got {spec.width}x{spec.height}")
         if spec.options.device not in ("auto", str(self.device)):
-            raise RRTNError(f"this server computes on {self.device}; the device cannot be "
-                            "chosen per session")
+            raise RRTNError(
+                f"this server computes on {self.device}; the device cannot be chosen per session"
+            )
         if spec.input_colorspace:
             resolve_colorspace(load_config(self.ocio_config), spec.input_colorspace)
         self.reap_idle()
         with self._lock:
             if len(self._sessions) >= self.limits.max_sessions:
-                raise RRTNError(f"the server already has {len(self._sessions)} sessions open "
-                                f"(its limit): close one first", kind=ErrorKind.OUT_OF_MEMORY)
+                raise RRTNError(
+                    f"the server already has {len(self._sessions)} sessions open "
+                    f"(its limit): close one first",
+                    kind=ErrorKind.OUT_OF_MEMORY,
+                )
             session_id = uuid.uuid4().hex
-            options = replace(spec.options, device=str(self.device),
-                              memory_budget=self.memory_budget)
-            engine = ClipSession(first_frame=spec.first_frame,
-                                 num_frames=spec.last_frame - spec.first_frame + 1,
-                                 height=spec.height, width=spec.width, first=model.first,
-                                 second=model.second, options=options, cache=self.cache,
-                                 owner=session_id, compute_lock=self.compute_lock)
-            session = ServedSession(session_id, spec, model, engine,
-                                    ocio_config=self.ocio_config)
+            options = replace(
+                spec.options, device=str(self.device), memory_budget=self.memory_budget
+            )
+            engine = ClipSession(
+                first_frame=spec.first_frame,
+                num_frames=spec.last_frame - spec.first_frame + 1,
+                height=spec.height,
+                width=spec.width,
+                first=model.first,
+                second=model.second,
+                options=options,
+                cache=self.cache,
+                owner=session_id,
+                compute_lock=self.compute_lock,
+            )
+            session = ServedSession(session_id, spec, model, engine, ocio_config=self.ocio_config)
             self._sessions[session_id] = session
-        log.info("opened session %s '%s': frames %d-%d, %dx%d, model %s", session_id,
-                 spec.name, spec.first_frame, spec.last_frame, spec.width, spec.height,
-                 model.name)
+        log.info(
+            "opened session %s '%s': frames %d-%d, %dx%d, model %s",
+            session_id,
+            spec.name,
+            spec.first_frame,
+            spec.last_frame,
+            spec.width,
+            spec.height,
+            model.name,
+        )
         return session
 
     def get(self, session_id: str) -> ServedSession:
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
-            raise RRTNError(f"no session '{session_id}' (closed, timed out, or never opened)",
-                            kind=ErrorKind.NOT_FOUND)
+            raise RRTNError(
+                f"no session '{session_id}' (closed, timed out, or never opened)",
+                kind=ErrorKind.NOT_FOUND,
+            )
         return session
 
     def close(self, session_id: str) -> None:
@@ -256,8 +302,11 @@ class RestoreService:
     def reap_idle(self) -> list[str]:
         """Close sessions unused for longer than the idle timeout; returns their ids."""
         now = time.monotonic()
-        stale = [s.id for s in self.sessions()
-                 if not s.busy and now - s.engine.last_used > self.limits.idle_timeout]
+        stale = [
+            s.id
+            for s in self.sessions()
+            if not s.busy and now - s.engine.last_used > self.limits.idle_timeout
+        ]
         for session_id in stale:
             with self._lock:
                 self._sessions.pop(session_id, None)
@@ -270,20 +319,31 @@ class RestoreService:
     def confine(self, text: str) -> str:
         """``text`` (a path or pattern) with its folder resolved, if inside a path root."""
         if not self.limits.path_roots:
-            raise RRTNError("this server does not read or write files (start it with --root)",
-                            kind=ErrorKind.PERMISSION_DENIED)
+            raise RRTNError(
+                "this server does not read or write files (start it with --root)",
+                kind=ErrorKind.PERMISSION_DENIED,
+            )
         path = Path(text)
         folder = path.parent.resolve()
         for root in self.limits.path_roots:
             if folder == root.resolve() or folder.is_relative_to(root.resolve()):
                 return str(folder / path.name)
-        raise RRTNError(f"{text} is outside the folders this server may use "
-                        f"({', '.join(map(str, self.limits.path_roots))})",
-                        kind=ErrorKind.PERMISSION_DENIED)
+        raise RRTNError(
+            f"{text} is outside the folders this server may use "
+            f"({', '.join(map(str, self.limits.path_roots))})",
+            kind=ErrorKind.PERMISSION_DENIED,
+        )
 
-    def restore_paths(self, session: ServedSession, frames: list[int], *, source: str,
-                      target: str, progress: Callable[[Progress], None],
-                      should_stop: Callable[[], bool]) -> Summary:
+    def restore_paths(
+        self,
+        session: ServedSession,
+        frames: list[int],
+        *,
+        source: str,
+        target: str,
+        progress: Callable[[Progress], None],
+        should_stop: Callable[[], bool],
+    ) -> Summary:
         """Read the frames the request needs from ``source``, restore, write to ``target``."""
         started = time.perf_counter()
         inp = parse_pattern(self.confine(source), must_exist=True)
@@ -296,8 +356,12 @@ class RestoreService:
                 _stop_if(should_stop)
                 progress(Progress(0, "read", i, len(needed), frame=frame))
                 self._read_file(session, frame, inp.path(frame))
-            result = session.engine.restore(frames, keep_motion=Aov.MOTION in session.spec.aovs,
-                                            progress=progress, should_stop=should_stop)
+            result = session.engine.restore(
+                frames,
+                keep_motion=Aov.MOTION in session.spec.aovs,
+                progress=progress,
+                should_stop=should_stop,
+            )
             out.path(frames[0]).parent.mkdir(parents=True, exist_ok=True)
             written: list[str] = []
             for i, frame in enumerate(frames):
@@ -308,9 +372,15 @@ class RestoreService:
                 rendered = session.pipeline.render(info, pixels, frame_result(result, frame))
                 written += [str(p) for p in session.pipeline.write(rendered, out, frame)]
             progress(Progress(0, "write", len(frames), len(frames)))
-        return Summary(frames, written, result.pass_psnr, result.windows_computed,
-                       result.windows_cached, time.perf_counter() - started,
-                       sorted(session.nonfinite & set(needed)))
+        return Summary(
+            frames,
+            written,
+            result.pass_psnr,
+            result.windows_computed,
+            result.windows_cached,
+            time.perf_counter() - started,
+            sorted(session.nonfinite & set(needed)),
+        )
 
     def _read_file(self, session: ServedSession, frame: int, path: Path) -> None:
         """Read a frame's file unless it is unchanged since the session last read it."""
@@ -327,57 +397,81 @@ class RestoreService:
 
     # -- the bytes transport -----------------------------------------------------------------
 
-    def frames_needed(self, session: ServedSession, frames: list[int],
-                      hashes: Mapping[int, str]) -> list[int]:
+    def frames_needed(
+        self, session: ServedSession, frames: list[int], hashes: Mapping[int, str]
+    ) -> list[int]:
         """Frames the client must send: needed ones the session lacks or holds changed."""
         self._check_frames(session, frames)
         with session.lock:
             return self._frames_needed(session, frames, hashes)
 
     @staticmethod
-    def _frames_needed(session: ServedSession, frames: list[int],
-                       hashes: Mapping[int, str]) -> list[int]:
+    def _frames_needed(
+        session: ServedSession, frames: list[int], hashes: Mapping[int, str]
+    ) -> list[int]:
         needed = session.engine.needed_frames(frames)
         unavailable = [f for f in needed if f not in session.given and f not in hashes]
         if hashes and unavailable:
-            raise RRTNError(f"restoring {frames[0]}-{frames[-1]} needs frames "
-                            f"{unavailable[0]}-{unavailable[-1]} of the clip, which the client "
-                            "does not have", kind=ErrorKind.NOT_FOUND)
-        return [f for f in needed
-                if f not in session.given or (f in hashes and hashes[f] != session.given[f][0])]
+            raise RRTNError(
+                f"restoring {frames[0]}-{frames[-1]} needs frames "
+                f"{unavailable[0]}-{unavailable[-1]} of the clip, which the client "
+                "does not have",
+                kind=ErrorKind.NOT_FOUND,
+            )
+        return [
+            f
+            for f in needed
+            if f not in session.given or (f in hashes and hashes[f] != session.given[f][0])
+        ]
 
-    def accept_frame(self, session: ServedSession, frame: int, content_hash: str,
-                     data: bytes | RawFrame) -> None:
+    def accept_frame(
+        self, session: ServedSession, frame: int, content_hash: str, data: bytes | RawFrame
+    ) -> None:
         """Take one sent frame (file bytes or raw planes); waits while the session is busy."""
         with session.lock:
             self._accept_frame(session, frame, content_hash, data)
 
-    def _accept_frame(self, session: ServedSession, frame: int, content_hash: str,
-                      data: bytes | RawFrame) -> None:
+    def _accept_frame(
+        self, session: ServedSession, frame: int, content_hash: str, data: bytes | RawFrame
+    ) -> None:
         if frame not in session.engine.frame_numbers:
-            raise RRTNError(f"frame {frame} is outside the session's clip "
-                            f"{session.spec.first_frame}-{session.spec.last_frame}")
+            raise RRTNError(
+                f"frame {frame} is outside the session's clip "
+                f"{session.spec.first_frame}-{session.spec.last_frame}"
+            )
         if isinstance(data, RawFrame):
             expected = (session.spec.height, session.spec.width, len(data.channels))
             if data.pixels.shape != expected:
-                raise RRTNError(f"frame {frame}: raw data is {data.pixels.shape}, expected "
-                                f"{expected} (height, width, channels) float32")
+                raise RRTNError(
+                    f"frame {frame}: raw data is {data.pixels.shape}, expected "
+                    f"{expected} (height, width, channels) float32"
+                )
             session.take_pixels(frame, data.channels, data.pixels)
         else:
             info, pixels = read_image_bytes(data)
             session.take_pixels(frame, info.channels, pixels)
         held = sum(s.given_bytes() for s in self.sessions()) + len(
-            data if isinstance(data, bytes) else data.pixels.data)
+            data if isinstance(data, bytes) else data.pixels.data
+        )
         if held > self.host_budget:
-            raise RRTNError(f"the server's memory budget for frames "
-                            f"({self.host_budget / 2**30:.1f} GiB) is used up: close sessions "
-                            "or send fewer frames", kind=ErrorKind.OUT_OF_MEMORY)
+            raise RRTNError(
+                f"the server's memory budget for frames "
+                f"({self.host_budget / 2**30:.1f} GiB) is used up: close sessions "
+                "or send fewer frames",
+                kind=ErrorKind.OUT_OF_MEMORY,
+            )
         session.given[frame] = (content_hash, data)
 
-    def restore_given(self, session: ServedSession, frames: list[int], *,
-                      progress: Callable[[Progress], None], should_stop: Callable[[], bool],
-                      raw_reply: bool, aov_files: bool = False
-                      ) -> Iterator[tuple[int, str, bytes | RawFrame] | Summary]:
+    def restore_given(
+        self,
+        session: ServedSession,
+        frames: list[int],
+        *,
+        progress: Callable[[Progress], None],
+        should_stop: Callable[[], bool],
+        raw_reply: bool,
+        aov_files: bool = False,
+    ) -> Iterator[tuple[int, str, bytes | RawFrame] | Summary]:
         """Restore frames from sent ones; yields (frame, layer, reply) items, then the summary.
 
         Replies are EXR bytes (picture and AOV channels; with ``aov_files`` the picture alone
@@ -388,10 +482,16 @@ class RestoreService:
         with session.in_use():
             missing = [f for f in session.engine.needed_frames(frames) if f not in session.given]
             if missing:
-                raise RRTNError(f"frames {missing[:10]} were asked for but not sent",
-                                kind=ErrorKind.INVALID_INPUT)
-            result = session.engine.restore(frames, keep_motion=Aov.MOTION in session.spec.aovs,
-                                            progress=progress, should_stop=should_stop)
+                raise RRTNError(
+                    f"frames {missing[:10]} were asked for but not sent",
+                    kind=ErrorKind.INVALID_INPUT,
+                )
+            result = session.engine.restore(
+                frames,
+                keep_motion=Aov.MOTION in session.spec.aovs,
+                progress=progress,
+                should_stop=should_stop,
+            )
             assert session.pipeline is not None
             for i, frame in enumerate(frames):
                 _stop_if(should_stop)
@@ -406,19 +506,33 @@ class RestoreService:
                     for layer, data in session.pipeline.encode_aov_files(rendered).items():
                         yield frame, layer, data
             progress(Progress(0, "write", len(frames), len(frames)))
-        yield Summary(frames, [], result.pass_psnr, result.windows_computed,
-                      result.windows_cached, time.perf_counter() - started,
-                      sorted(session.nonfinite & set(frames)))
+        yield Summary(
+            frames,
+            [],
+            result.pass_psnr,
+            result.windows_computed,
+            result.windows_cached,
+            time.perf_counter() - started,
+            sorted(session.nonfinite & set(frames)),
+        )
 
     @staticmethod
     def _given_pixels(session: ServedSession, frame: int) -> tuple[ImageInfo, np.ndarray]:
         _, data = session.given[frame]
         if isinstance(data, RawFrame):
-            spec = oiio.ImageSpec(session.spec.width, session.spec.height, len(data.channels),
-                                  "float")
+            spec = oiio.ImageSpec(
+                session.spec.width, session.spec.height, len(data.channels), "float"
+            )
             spec.channelnames = data.channels
-            info = ImageInfo(Path(f"frame {frame}"), session.spec.width, session.spec.height,
-                             data.channels, "float", 32, spec)
+            info = ImageInfo(
+                Path(f"frame {frame}"),
+                session.spec.width,
+                session.spec.height,
+                data.channels,
+                "float",
+                32,
+                spec,
+            )
             return info, data.pixels
         return read_image_bytes(data)
 
@@ -430,8 +544,10 @@ class RestoreService:
             raise RRTNError("no frames asked for")
         outside = [f for f in frames if f not in session.engine.frame_numbers]
         if outside:
-            raise RRTNError(f"frames {outside[0]}-{outside[-1]} are outside the session's clip "
-                            f"{session.spec.first_frame}-{session.spec.last_frame}")
+            raise RRTNError(
+                f"frames {outside[0]}-{outside[-1]} are outside the session's clip "
+                f"{session.spec.first_frame}-{session.spec.last_frame}"
+            )
 
 
 def _stop_if(should_stop: Callable[[], bool]) -> None:
@@ -452,7 +568,13 @@ def colorspace_names(ocio_config: str | None) -> list[str]:
 
 
 def describe_models(models: Iterable[ServedModel]) -> list[dict[str, object]]:
-    return [{"name": m.name, "description": m.description,
-             "has_second_pass_model": m.second is not None,
-             "input_channels": m.first.config.in_channels,
-             "parameters": sum(p.numel() for p in m.first.parameters())} for m in models]
+    return [
+        {
+            "name": m.name,
+            "description": m.description,
+            "has_second_pass_model": m.second is not None,
+            "input_channels": m.first.config.in_channels,
+            "parameters": sum(p.numel() for p in m.first.parameters()),
+        }
+        for m in models
+    ]

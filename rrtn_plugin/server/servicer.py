@@ -59,8 +59,13 @@ def handled(method: Callable[..., Any]) -> Callable[..., Any]:
     """Log one line per call and turn RRTNError (and anything unexpected) into a status."""
 
     def finish(context: grpc.ServicerContext, started: float, outcome: str) -> None:
-        log.info("%s %s %s %.3fs", method.__name__, context.peer(), outcome,
-                 time.perf_counter() - started)
+        log.info(
+            "%s %s %s %.3fs",
+            method.__name__,
+            context.peer(),
+            outcome,
+            time.perf_counter() - started,
+        )
 
     def fail(context: grpc.ServicerContext, started: float, exc: Exception) -> None:
         if isinstance(exc, RRTNError):
@@ -111,8 +116,11 @@ class Servicer(pb_grpc.RestorerServicer):
         self.service = service
 
     @handled
-    def GetServerInfo(self, request: pb.GetServerInfoRequest,  # noqa: N802 - gRPC's name
-                      context: grpc.ServicerContext) -> pb.ServerInfo:
+    def GetServerInfo(
+        self,
+        request: pb.GetServerInfoRequest,
+        context: grpc.ServicerContext,
+    ) -> pb.ServerInfo:
         service = self.service
         defaults = RestoreOptions()
         return pb.ServerInfo(
@@ -120,96 +128,181 @@ class Servicer(pb_grpc.RestorerServicer):
             device=str(service.device),
             models=[pb.ModelInfo(**m) for m in describe_models(service.models.values())],
             options=[
-                pb.OptionInfo(name="model", type="string", default=service.default_model,
-                              choices=list(service.models), help="model to restore with"),
-                pb.OptionInfo(name="max_passes", type="int",
-                              default=str(service.models[service.default_model].max_passes),
-                              minimum=1, maximum=8, help="recursion passes at most"),
-                pb.OptionInfo(name="stop_psnr", type="float", default=str(defaults.stop_psnr),
-                              minimum=20, maximum=100,
-                              help="stop recursing when a pass changes frames less than this"),
-                pb.OptionInfo(name="window", type="int", default=str(defaults.window),
-                              minimum=3, maximum=120, help="frames per network run"),
-                pb.OptionInfo(name="overlap", type="int", default=str(defaults.window // 2),
-                              minimum=0, maximum=119, help="frames shared by windows"),
-                pb.OptionInfo(name="aovs", type="strings", choices=[a.value for a in Aov],
-                              help="extra channels: noise mask, repair amount, motion"),
-                pb.OptionInfo(name="color_mode", type="string",
-                              default=ColorMode.KEEP_CHROMA.value,
-                              choices=[m.value for m in ColorMode]),
-                pb.OptionInfo(name="input_colorspace", type="string", default="scene_linear",
-                              help="colour space of the frames sent"),
-                pb.OptionInfo(name="precision", type="string", default="fp32",
-                              choices=["fp32", "bf16", "fp16"] if service.device.type == "cuda"
-                              else ["fp32"]),
+                pb.OptionInfo(
+                    name="model",
+                    type="string",
+                    default=service.default_model,
+                    choices=list(service.models),
+                    help="model to restore with",
+                ),
+                pb.OptionInfo(
+                    name="max_passes",
+                    type="int",
+                    default=str(service.models[service.default_model].max_passes),
+                    minimum=1,
+                    maximum=8,
+                    help="recursion passes at most",
+                ),
+                pb.OptionInfo(
+                    name="stop_psnr",
+                    type="float",
+                    default=str(defaults.stop_psnr),
+                    minimum=20,
+                    maximum=100,
+                    help="stop recursing when a pass changes frames less than this",
+                ),
+                pb.OptionInfo(
+                    name="window",
+                    type="int",
+                    default=str(defaults.window),
+                    minimum=3,
+                    maximum=120,
+                    help="frames per network run",
+                ),
+                pb.OptionInfo(
+                    name="overlap",
+                    type="int",
+                    default=str(defaults.window // 2),
+                    minimum=0,
+                    maximum=119,
+                    help="frames shared by windows",
+                ),
+                pb.OptionInfo(
+                    name="aovs",
+                    type="strings",
+                    choices=[a.value for a in Aov],
+                    help="extra channels: noise mask, repair amount, motion",
+                ),
+                pb.OptionInfo(
+                    name="color_mode",
+                    type="string",
+                    default=ColorMode.KEEP_CHROMA.value,
+                    choices=[m.value for m in ColorMode],
+                ),
+                pb.OptionInfo(
+                    name="input_colorspace",
+                    type="string",
+                    default="scene_linear",
+                    help="colour space of the frames sent",
+                ),
+                pb.OptionInfo(
+                    name="precision",
+                    type="string",
+                    default="fp32",
+                    choices=["fp32", "bf16", "fp16"] if service.device.type == "cuda" else ["fp32"],
+                ),
             ],
             limits=pb.Limits(
-                max_chunk_bytes=MAX_CHUNK_BYTES, max_message_bytes=MAX_MESSAGE_BYTES,
+                max_chunk_bytes=MAX_CHUNK_BYTES,
+                max_message_bytes=MAX_MESSAGE_BYTES,
                 memory_budget_bytes=service.memory_budget,
                 max_sessions=service.limits.max_sessions,
                 session_idle_timeout_seconds=service.limits.idle_timeout,
                 path_transport=bool(service.limits.path_roots),
-                path_roots=[str(r) for r in service.limits.path_roots]),
+                path_roots=[str(r) for r in service.limits.path_roots],
+            ),
             ocio_config=service.ocio_config or "",
             colorspaces=colorspace_names(service.ocio_config),
         )
 
     @handled
-    def OpenSession(self, request: pb.OpenSessionRequest,  # noqa: N802
-                    context: grpc.ServicerContext) -> pb.OpenSessionResponse:
+    def OpenSession(
+        self,
+        request: pb.OpenSessionRequest,
+        context: grpc.ServicerContext,
+    ) -> pb.OpenSessionResponse:
         o = request.options
         defaults = RestoreOptions()
         served = self.service.models.get(o.model or self.service.default_model)
         try:
             color_mode = ColorMode(o.color_mode or ColorMode.KEEP_CHROMA.value)
         except ValueError:
-            raise RRTNError(f"options.color_mode '{o.color_mode}' is not one of "
-                            f"{', '.join(m.value for m in ColorMode)}") from None
+            raise RRTNError(
+                f"options.color_mode '{o.color_mode}' is not one of "
+                f"{', '.join(m.value for m in ColorMode)}"
+            ) from None
         options = RestoreOptions(
             window=o.window if o.HasField("window") else defaults.window,
             overlap=o.overlap if o.HasField("overlap") else None,
-            max_passes=o.max_passes if o.HasField("max_passes")
-            else served.max_passes if served else defaults.max_passes,
+            max_passes=o.max_passes
+            if o.HasField("max_passes")
+            else served.max_passes
+            if served
+            else defaults.max_passes,
             stop_psnr=o.stop_psnr if o.HasField("stop_psnr") else defaults.stop_psnr,
             tile=o.tile if o.HasField("tile") else None,
-            flow_max_pixels=(o.flow_max_pixels or None) if o.HasField("flow_max_pixels")
+            flow_max_pixels=(o.flow_max_pixels or None)
+            if o.HasField("flow_max_pixels")
             else defaults.flow_max_pixels,
-            precision=o.precision or "fp32")
-        spec = SessionSpec(first_frame=request.first_frame, last_frame=request.last_frame,
-                           width=request.width, height=request.height, name=request.name,
-                           model=o.model, options=options, aovs=parse_aovs(",".join(o.aovs)),
-                           color_mode=color_mode, input_colorspace=o.input_colorspace or None)
+            precision=o.precision or "fp32",
+        )
+        spec = SessionSpec(
+            first_frame=request.first_frame,
+            last_frame=request.last_frame,
+            width=request.width,
+            height=request.height,
+            name=request.name,
+            model=o.model,
+            options=options,
+            aovs=parse_aovs(",".join(o.aovs)),
+            color_mode=color_mode,
+            input_colorspace=o.input_colorspace or None,
+        )
         return pb.OpenSessionResponse(session_id=self.service.open(spec).id)
 
     @handled
-    def CloseSession(self, request: pb.CloseSessionRequest,  # noqa: N802
-                     context: grpc.ServicerContext) -> pb.CloseSessionResponse:
+    def CloseSession(
+        self,
+        request: pb.CloseSessionRequest,
+        context: grpc.ServicerContext,
+    ) -> pb.CloseSessionResponse:
         self.service.close(request.session_id)
         return pb.CloseSessionResponse()
 
     @handled
-    def ListSessions(self, request: pb.ListSessionsRequest,  # noqa: N802
-                     context: grpc.ServicerContext) -> pb.ListSessionsResponse:
+    def ListSessions(
+        self,
+        request: pb.ListSessionsRequest,
+        context: grpc.ServicerContext,
+    ) -> pb.ListSessionsResponse:
         now = time.monotonic()
         infos = []
         for s in self.service.sessions():
             usage = self.service.cache.usage(s.id)
-            infos.append(pb.SessionInfo(
-                session_id=s.id, name=s.spec.name, first_frame=s.spec.first_frame,
-                last_frame=s.spec.last_frame, width=s.spec.width, height=s.spec.height,
-                frames_held=len(s.given) or len(s.file_stamps), frame_bytes=s.given_bytes(),
-                cache_device_bytes=usage.device_bytes, cache_host_bytes=usage.host_bytes,
-                cache_entries=usage.entries, cache_hits=usage.hits, cache_misses=usage.misses,
-                idle_seconds=now - s.engine.last_used, busy=s.busy))
+            infos.append(
+                pb.SessionInfo(
+                    session_id=s.id,
+                    name=s.spec.name,
+                    first_frame=s.spec.first_frame,
+                    last_frame=s.spec.last_frame,
+                    width=s.spec.width,
+                    height=s.spec.height,
+                    frames_held=len(s.given) or len(s.file_stamps),
+                    frame_bytes=s.given_bytes(),
+                    cache_device_bytes=usage.device_bytes,
+                    cache_host_bytes=usage.host_bytes,
+                    cache_entries=usage.entries,
+                    cache_hits=usage.hits,
+                    cache_misses=usage.misses,
+                    idle_seconds=now - s.engine.last_used,
+                    busy=s.busy,
+                )
+            )
         total = self.service.cache.usage()
-        return pb.ListSessionsResponse(sessions=infos, cache_device_bytes=total.device_bytes,
-                                       cache_host_bytes=total.host_bytes,
-                                       memory_budget_bytes=self.service.memory_budget)
+        return pb.ListSessionsResponse(
+            sessions=infos,
+            cache_device_bytes=total.device_bytes,
+            cache_host_bytes=total.host_bytes,
+            memory_budget_bytes=self.service.memory_budget,
+        )
 
     @handled
     @streams
-    def Restore(self, request_iterator: Iterator[pb.RestoreRequest],  # noqa: N802
-                context: grpc.ServicerContext) -> Iterator[pb.RestoreResponse]:
+    def Restore(
+        self,
+        request_iterator: Iterator[pb.RestoreRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.RestoreResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("item") != "start":
             raise RRTNError("a Restore call must begin with a RestoreStart message")
@@ -218,8 +311,9 @@ class Servicer(pb_grpc.RestorerServicer):
         if start.bytes.reply_encoding == pb.FRAME_ENCODING_RAW and start.bytes.aov_files:
             raise RRTNError("aov_files needs FILE replies (raw replies carry AOV channels)")
         if start.last_frame < start.first_frame:
-            raise RRTNError(f"last_frame {start.last_frame} is before first_frame "
-                            f"{start.first_frame}")
+            raise RRTNError(
+                f"last_frame {start.last_frame} is before first_frame {start.first_frame}"
+            )
         frames = list(range(start.first_frame, start.last_frame + 1))
         stop = threading.Event()
         context.add_callback(stop.set)
@@ -231,9 +325,18 @@ class Servicer(pb_grpc.RestorerServicer):
         try:
             if start.WhichOneof("transport") == "paths":
                 yield from _run_in_thread(
-                    lambda progress: [self.service.restore_paths(
-                        session, frames, source=start.paths.input, target=start.paths.output,
-                        progress=progress, should_stop=should_stop)], should_stop)
+                    lambda progress: [
+                        self.service.restore_paths(
+                            session,
+                            frames,
+                            source=start.paths.input,
+                            target=start.paths.output,
+                            progress=progress,
+                            should_stop=should_stop,
+                        )
+                    ],
+                    should_stop,
+                )
                 return
             needed = self.service.frames_needed(session, frames, dict(start.frame_hashes))
             yield pb.RestoreResponse(needed=pb.FramesNeeded(frames=needed))
@@ -242,14 +345,22 @@ class Servicer(pb_grpc.RestorerServicer):
             raw = start.bytes.reply_encoding == pb.FRAME_ENCODING_RAW
             yield from _run_in_thread(
                 lambda progress: self.service.restore_given(
-                    session, frames, progress=progress, should_stop=should_stop,
-                    raw_reply=raw, aov_files=start.bytes.aov_files), should_stop)
+                    session,
+                    frames,
+                    progress=progress,
+                    should_stop=should_stop,
+                    raw_reply=raw,
+                    aov_files=start.bytes.aov_files,
+                ),
+                should_stop,
+            )
         finally:
             stop.set()
 
 
-def _run_in_thread(work: Callable[[Callable[[Progress], None]], Any],
-                   should_stop: Callable[[], bool]) -> Iterator[pb.RestoreResponse]:
+def _run_in_thread(
+    work: Callable[[Callable[[Progress], None]], Any], should_stop: Callable[[], bool]
+) -> Iterator[pb.RestoreResponse]:
     """Run ``work`` in a thread; stream its progress, replies and summary as messages."""
     events: queue.Queue[Any] = queue.Queue()
     done = object()
@@ -277,14 +388,28 @@ def _run_in_thread(work: Callable[[Callable[[Progress], None]], Any],
 
 def _messages(item: Any) -> Iterator[pb.RestoreResponse]:
     if isinstance(item, Progress):
-        yield pb.RestoreResponse(progress=pb.Progress(
-            **{"pass": item.pass_number}, stage=item.stage, done=item.done, total=item.total,
-            frame=item.frame or 0, has_frame=item.frame is not None))
+        yield pb.RestoreResponse(
+            progress=pb.Progress(
+                **{"pass": item.pass_number},
+                stage=item.stage,
+                done=item.done,
+                total=item.total,
+                frame=item.frame or 0,
+                has_frame=item.frame is not None,
+            )
+        )
     elif isinstance(item, Summary):
-        yield pb.RestoreResponse(summary=pb.RestoreSummary(
-            frames=item.frames, written=item.written, pass_psnr=item.pass_psnr,
-            windows_computed=item.windows_computed, windows_cached=item.windows_cached,
-            seconds=item.seconds, nonfinite_frames=item.nonfinite_frames))
+        yield pb.RestoreResponse(
+            summary=pb.RestoreSummary(
+                frames=item.frames,
+                written=item.written,
+                pass_psnr=item.pass_psnr,
+                windows_computed=item.windows_computed,
+                windows_cached=item.windows_cached,
+                seconds=item.seconds,
+                nonfinite_frames=item.nonfinite_frames,
+            )
+        )
     else:
         frame, layer, data = item
         if isinstance(data, RawFrame):
@@ -296,8 +421,9 @@ def _messages(item: Any) -> Iterator[pb.RestoreResponse]:
             yield pb.RestoreResponse(frame=chunk)
 
 
-def _receive_frames(requests: Iterator[pb.RestoreRequest], expected: set[int]
-                    ) -> Iterator[tuple[int, str, bytes | RawFrame]]:
+def _receive_frames(
+    requests: Iterator[pb.RestoreRequest], expected: set[int]
+) -> Iterator[tuple[int, str, bytes | RawFrame]]:
     """Assemble the sent frames' chunks; yields (frame, hash, data) as each completes."""
     assembler = FrameAssembler()
     while expected:

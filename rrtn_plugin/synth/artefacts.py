@@ -30,7 +30,7 @@ class DamageLayer:
         y1, x1 = min(top + h, self.alpha.shape[0]), min(left + w, self.alpha.shape[1])
         if y0 >= y1 or x0 >= x1:
             return
-        a = alpha[y0 - top:y1 - top, x0 - left:x1 - left]
+        a = alpha[y0 - top : y1 - top, x0 - left : x1 - left]
         old_a, old_v = self.alpha[y0:y1, x0:x1], self.value[y0:y1, x0:x1]
         new_a = a + old_a * (1 - a)
         # Premultiplied "over": the new artefact covers what was drawn before.
@@ -50,8 +50,14 @@ def _dirt_value(generator: torch.Generator, bright_fraction: float) -> float:
     return uniform(generator, 0.0, 0.15)
 
 
-def draw_specks(layer: DamageLayer, count: int, *, max_radius: float, bright_fraction: float,
-                generator: torch.Generator) -> None:
+def draw_specks(
+    layer: DamageLayer,
+    count: int,
+    *,
+    max_radius: float,
+    bright_fraction: float,
+    generator: torch.Generator,
+) -> None:
     """Dust and dirt: irregular blobs, mostly 0.5–2 px across, a few blotches up to
     ``max_radius``, each dark or bright, some not fully opaque."""
     height, width = layer.alpha.shape
@@ -71,8 +77,9 @@ def draw_specks(layer: DamageLayer, count: int, *, max_radius: float, bright_fra
         ragged = 1.0
         for harmonic in (2, 3, 5):
             ragged = ragged + uniform(generator, 0, 0.25) * torch.cos(
-                harmonic * theta + uniform(generator, 0, 2 * math.pi))
-        edge = radius * ragged - torch.sqrt(along ** 2 + across ** 2)
+                harmonic * theta + uniform(generator, 0, 2 * math.pi)
+            )
+        edge = radius * ragged - torch.sqrt(along**2 + across**2)
         alpha = (edge + 0.5).clamp(0, 1) * uniform(generator, 0.6, 1.0)
         layer.draw(top, left, alpha, _dirt_value(generator, bright_fraction))
 
@@ -96,8 +103,10 @@ def draw_hairs(layer: DamageLayer, count: int, *, generator: torch.Generator) ->
         w = int(points[:, 1].max()) - left + 4
         ys = torch.arange(top, top + h, dtype=torch.float32) + 0.5
         xs = torch.arange(left, left + w, dtype=torch.float32) + 0.5
-        dist = torch.sqrt((ys.view(1, -1, 1) - points[:, 0].view(-1, 1, 1)) ** 2
-                          + (xs.view(1, 1, -1) - points[:, 1].view(-1, 1, 1)) ** 2).amin(0)
+        dist = torch.sqrt(
+            (ys.view(1, -1, 1) - points[:, 0].view(-1, 1, 1)) ** 2
+            + (xs.view(1, 1, -1) - points[:, 1].view(-1, 1, 1)) ** 2
+        ).amin(0)
         alpha = (thickness / 2 + 0.5 - dist).clamp(0, 1) * uniform(generator, 0.7, 1.0)
         layer.draw(top, left, alpha, _dirt_value(generator, 0.2))
 
@@ -109,8 +118,9 @@ class LineScratch:
     along its length (it fades in and out, and now and then skips frames).
     """
 
-    def __init__(self, height: int, width: int, *, drift: float,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, height: int, width: int, *, drift: float, generator: torch.Generator
+    ) -> None:
         self.height = height
         self.x = uniform(generator, 0, width)
         self.velocity = uniform(generator, -1, 1) * drift
@@ -134,7 +144,8 @@ class LineScratch:
         ys = torch.arange(top, bottom, dtype=torch.float32)
         knots = torch.rand(max(2, (bottom - top) // 32 + 2), generator=g)
         along = torch.nn.functional.interpolate(
-            knots.view(1, 1, -1), size=bottom - top, mode="linear", align_corners=True)[0, 0]
+            knots.view(1, 1, -1), size=bottom - top, mode="linear", align_corners=True
+        )[0, 0]
         opacity = (0.5 + along).clamp(0, 1) * self.strength * uniform(g, 0.6, 1.0)
         wobble = uniform(g, 0, 0.8) * torch.sin(ys / uniform(g, 20, 80) + uniform(g, 0, 6.3))
         left = math.floor(self.x - self.width) - 2

@@ -33,9 +33,13 @@ class DamagedClip:
     params: DamageParams
 
 
-def degrade_clip(clean: torch.Tensor, *, seed: int | None = None,
-                 generator: torch.Generator | None = None,
-                 params: DamageParams | None = None) -> DamagedClip:
+def degrade_clip(
+    clean: torch.Tensor,
+    *,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    params: DamageParams | None = None,
+) -> DamagedClip:
     """Damage a clean clip the way old film is damaged.
 
     Args:
@@ -62,14 +66,20 @@ def degrade_clip(clean: torch.Tensor, *, seed: int | None = None,
     gains = 1 + _correlated_noise(t, p.contrast_flicker, gen)
     x = (x - 0.5) * gains.view(t, 1, 1, 1) + 0.5 + offsets.view(t, 1, 1, 1)
 
-    scratches = [LineScratch(h, w, drift=p.scratch_drift, generator=gen)
-                 for _ in range(p.scratches)]
+    scratches = [
+        LineScratch(h, w, drift=p.scratch_drift, generator=gen) for _ in range(p.scratches)
+    ]
     megapixels = h * w / 1e6
     masks = []
     for i in range(t):
         layer = DamageLayer(h, w)
-        draw_specks(layer, _poisson(p.dust_per_mpx * megapixels, gen),
-                    max_radius=p.dust_max_radius, bright_fraction=p.bright_dust, generator=gen)
+        draw_specks(
+            layer,
+            _poisson(p.dust_per_mpx * megapixels, gen),
+            max_radius=p.dust_max_radius,
+            bright_fraction=p.bright_dust,
+            generator=gen,
+        )
         draw_hairs(layer, _poisson(p.hairs_per_frame, gen), generator=gen)
         for scratch in scratches:
             scratch.draw(layer)
@@ -96,7 +106,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
         return image
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = image.shape[0]
     x = F.pad(image.unsqueeze(0), (radius, radius, radius, radius), mode="replicate")
@@ -135,8 +145,9 @@ def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
         codes = (frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         if codes.shape[2] == 3:
             codes = codes[..., ::-1]
-        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(codes),
-                                [cv2.IMWRITE_JPEG_QUALITY, quality])
+        ok, data = cv2.imencode(
+            ".jpg", np.ascontiguousarray(codes), [cv2.IMWRITE_JPEG_QUALITY, quality]
+        )
         if not ok:
             raise RuntimeError("OpenCV could not encode JPEG")
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

@@ -22,9 +22,15 @@ from rrtn_plugin.synth.damage import degrade_clip
 from rrtn_plugin.synth.params import DamageParams
 
 
-def degrade_sequence(source: str | Path, target: str | Path, *, seed: int,
-                     input_colorspace: str | None = None, mask: str | Path | None = None,
-                     params: DamageParams | None = None) -> DamageParams:
+def degrade_sequence(
+    source: str | Path,
+    target: str | Path,
+    *,
+    seed: int,
+    input_colorspace: str | None = None,
+    mask: str | Path | None = None,
+    params: DamageParams | None = None,
+) -> DamageParams:
     """Damage every frame of ``source`` into ``target`` (same frame numbers).
 
     Args:
@@ -51,8 +57,9 @@ def degrade_sequence(source: str | Path, target: str | Path, *, seed: int,
     display = np.stack([converter.to_working(color.rgb(p)) for p in originals])
     damaged = degrade_clip(torch.from_numpy(display).clamp(0, 1), seed=seed, params=params)
     out.path(numbers[0]).parent.mkdir(parents=True, exist_ok=True)
-    for info, number, pixels, frame in zip(infos, numbers, originals,
-                                           damaged.frames.numpy(), strict=True):
+    for info, number, pixels, frame in zip(
+        infos, numbers, originals, damaged.frames.numpy(), strict=True
+    ):
         linear = converter.from_working(np.ascontiguousarray(frame))
         result = pixels.copy()
         if len(color.indices) == 3:
@@ -64,8 +71,13 @@ def degrade_sequence(source: str | Path, target: str | Path, *, seed: int,
     if mask_out is not None:
         mask_out.path(numbers[0]).parent.mkdir(parents=True, exist_ok=True)
         for number, plane in zip(numbers, damaged.mask.numpy(), strict=True):
-            spec = oiio.ImageSpec(plane.shape[1], plane.shape[0], 1,
-                                  "half" if mask_out.format == "exr" else "uint8")
-            write_image(mask_out.path(number), plane[..., None].astype(np.float32),
-                        channels=("Y",), template=spec)
+            spec = oiio.ImageSpec(
+                plane.shape[1], plane.shape[0], 1, "half" if mask_out.format == "exr" else "uint8"
+            )
+            write_image(
+                mask_out.path(number),
+                plane[..., None].astype(np.float32),
+                channels=("Y",),
+                template=spec,
+            )
     return damaged.params

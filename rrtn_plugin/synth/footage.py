@@ -22,9 +22,26 @@ from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.synth.params import uniform
 
-TRAINING_STILLS = ("astronaut", "camera", "moon", "coins", "hubble_deep_field", "retina",
-                   "motorcycle_left", "brick", "grass", "gravel", "cell", "ihc", "page",
-                   "text", "clock_motion", "color", "logo", "microaneurysms")
+TRAINING_STILLS = (
+    "astronaut",
+    "camera",
+    "moon",
+    "coins",
+    "hubble_deep_field",
+    "retina",
+    "motorcycle_left",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "ihc",
+    "page",
+    "text",
+    "clock_motion",
+    "color",
+    "logo",
+    "microaneurysms",
+)
 HELD_OUT_STILLS = ("chelsea", "coffee", "rocket")
 """Never used in training: the evaluation and the demo run on these."""
 
@@ -36,8 +53,10 @@ def still_path(name: str) -> Path:
         candidate = Path(str(folder / f"{name}{suffix}"))
         if candidate.is_file():
             return candidate
-    raise RRTNError(f"still '{name}' not found in {folder} (is scikit-image installed?)",
-                    kind=ErrorKind.NOT_FOUND)
+    raise RRTNError(
+        f"still '{name}' not found in {folder} (is scikit-image installed?)",
+        kind=ErrorKind.NOT_FOUND,
+    )
 
 
 @lru_cache(maxsize=32)
@@ -50,10 +69,18 @@ def load_still(name: str) -> torch.Tensor:
     return pixels[..., 0]
 
 
-def camera_clip(still: torch.Tensor, *, frames: int, height: int, width: int,
-                generator: torch.Generator, max_speed: float = 2.5,
-                max_zoom: float = 0.01, weave: float = 0.3,
-                scale_range: tuple[float, float] = (0.5, 1.0)) -> torch.Tensor:
+def camera_clip(
+    still: torch.Tensor,
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    max_speed: float = 2.5,
+    max_zoom: float = 0.01,
+    weave: float = 0.3,
+    scale_range: tuple[float, float] = (0.5, 1.0),
+) -> torch.Tensor:
     """A (frames, height, width) clip filmed off ``still`` (H, W) by a moving camera.
 
     The view starts at a random place and scale (``scale_range``: output pixels per still pixel),
@@ -69,8 +96,9 @@ def camera_clip(still: torch.Tensor, *, frames: int, height: int, width: int,
     # Pre-shrink so sampling at `scale` does not alias.
     image = still[None, None]
     if scale < 1:
-        image = F.interpolate(image, scale_factor=scale, mode="bilinear", antialias=True,
-                              align_corners=False)
+        image = F.interpolate(
+            image, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False
+        )
     ih, iw = image.shape[-2:]
     angle = uniform(generator, 0, 2 * math.pi)
     speed = uniform(generator, 0, max_speed)
@@ -84,13 +112,20 @@ def camera_clip(still: torch.Tensor, *, frames: int, height: int, width: int,
     for t in range(frames):
         z = (1 + zoom) ** t
         half_h, half_w = (height - 1) / 2 / z, (width - 1) / 2 / z
-        py = min(max(cy + velocity[1] * t + weave * float(torch.randn((), generator=generator)),
-                     half_h), ih - 1 - half_h)
-        px = min(max(cx + velocity[0] * t + weave * float(torch.randn((), generator=generator)),
-                     half_w), iw - 1 - half_w)
+        py = min(
+            max(cy + velocity[1] * t + weave * float(torch.randn((), generator=generator)), half_h),
+            ih - 1 - half_h,
+        )
+        px = min(
+            max(cx + velocity[0] * t + weave * float(torch.randn((), generator=generator)), half_w),
+            iw - 1 - half_w,
+        )
         gy = (py + ys / z) / (ih - 1) * 2 - 1
         gx = (px + xs / z) / (iw - 1) * 2 - 1
         grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None]
-        out.append(F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
-                                 align_corners=True)[0, 0])
+        out.append(
+            F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)[
+                0, 0
+            ]
+        )
     return torch.stack(out).clamp(0, 1)

@@ -41,8 +41,16 @@ class DamageParams:
     jpeg_quality: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("dust_per_mpx", "dust_max_radius", "hairs_per_frame", "scratch_drift",
-                     "flicker", "contrast_flicker", "grain", "blur"):
+        for name in (
+            "dust_per_mpx",
+            "dust_max_radius",
+            "hairs_per_frame",
+            "scratch_drift",
+            "flicker",
+            "contrast_flicker",
+            "grain",
+            "blur",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if not 0 <= self.bright_dust <= 1 or not 0 < self.fade <= 1:
@@ -58,6 +66,7 @@ def uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> 
 
 def sample_damage(generator: torch.Generator) -> DamageParams:
     """Draw a clip's damage, from nearly clean to heavily worn film."""
+
     def draw(low: float, high: float) -> float:
         return uniform(generator, low, high)
 
@@ -77,5 +86,6 @@ def sample_damage(generator: torch.Generator) -> DamageParams:
         grain=draw(0.01, 0.06),
         blur=draw(0.0, 1.2),
         jpeg_quality=int(torch.randint(30, 96, (), generator=generator))
-        if float(torch.rand((), generator=generator)) < 0.4 else 0,
+        if float(torch.rand((), generator=generator)) < 0.4
+        else 0,
     )

@@ -11,8 +11,15 @@ import torch
 import torch.nn.functional as F
 
 
-def panning_clip(frames: int, height: int, width: int, *, seed: int = 0,
-                 speed: tuple[float, float] = (1.5, -1.0), specks: int = 3) -> torch.Tensor:
+def panning_clip(
+    frames: int,
+    height: int,
+    width: int,
+    *,
+    seed: int = 0,
+    speed: tuple[float, float] = (1.5, -1.0),
+    specks: int = 3,
+) -> torch.Tensor:
     """(T, H, W) float32 in [0, 1]: texture moving ``speed`` = (x, y) px/frame, with specks."""
     if min(frames, height, width) < 1:
         raise ValueError(f"frames, height and width must be ≥ 1, got {frames}, {height}, {width}")
@@ -25,10 +32,10 @@ def panning_clip(frames: int, height: int, width: int, *, seed: int = 0,
     for t in range(frames):
         top = round(t * speed[1]) + 2 * margin
         left = round(t * speed[0]) + 2 * margin
-        frame = texture[top:top + height, left:left + width].clone()
+        frame = texture[top : top + height, left : left + width].clone()
         for _ in range(specks):
             y = int(torch.randint(0, max(1, height - 3), (1,), generator=gen))
             x = int(torch.randint(0, max(1, width - 3), (1,), generator=gen))
-            frame[y:y + 3, x:x + 3] = 0.05 if torch.rand(1, generator=gen) < 0.5 else 0.95
+            frame[y : y + 3, x : x + 3] = 0.05 if torch.rand(1, generator=gen) < 0.5 else 0.95
         out.append(frame)
     return torch.stack(out).contiguous()

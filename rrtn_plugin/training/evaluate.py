@@ -87,22 +87,29 @@ class Row:
     """Of the method's own damage mask (``MethodOutput.detected``), where it has one."""
 
 
-def held_out_clips(*, frames: int = 12, height: int = 128, width: int = 160, per_still: int = 4,
-                   seed: int = 0) -> list[EvalClip]:
+def held_out_clips(
+    *, frames: int = 12, height: int = 128, width: int = 160, per_still: int = 4, seed: int = 0
+) -> list[EvalClip]:
     """Damaged/clean clips filmed off the held-out stills; the same seed gives the same clips."""
     clips = []
     for name in HELD_OUT_STILLS:
         for k in range(per_still):
             generator = torch.Generator().manual_seed(seed * 1000 + 17 * k + len(clips))
-            clean = camera_clip(load_still(name), frames=frames, height=height, width=width,
-                                generator=generator)
+            clean = camera_clip(
+                load_still(name), frames=frames, height=height, width=width, generator=generator
+            )
             damaged = degrade_clip(clean, generator=generator)
             clips.append(EvalClip(f"{name}-{k}", clean, damaged.frames, damaged.mask))
     return clips
 
 
-def sequence_pair(damaged: FramePattern, clean: FramePattern, *, mask: FramePattern | None = None,
-                  input_colorspace: str | None = None) -> EvalClip:
+def sequence_pair(
+    damaged: FramePattern,
+    clean: FramePattern,
+    *,
+    mask: FramePattern | None = None,
+    input_colorspace: str | None = None,
+) -> EvalClip:
     """A damaged and a clean sequence (same frame numbers and size) as an :class:`EvalClip`.
 
     ``mask``: frames whose first channel is > 0.5 where the damage is (optional).
@@ -110,18 +117,26 @@ def sequence_pair(damaged: FramePattern, clean: FramePattern, *, mask: FramePatt
     numbers = damaged.frames_on_disk()
     missing = sorted(set(numbers) - set(clean.frames_on_disk()))
     if not numbers or missing:
-        raise RRTNError(f"{clean.display()}: frames {missing[:5]} of {damaged.display()} missing"
-                        if numbers else f"{damaged.display()}: no frames on disk")
+        raise RRTNError(
+            f"{clean.display()}: frames {missing[:5]} of {damaged.display()} missing"
+            if numbers
+            else f"{damaged.display()}: no frames on disk"
+        )
     info = check_headers(damaged, numbers)[0]
     check_headers(clean, numbers)
     pipeline = FramePipeline(info.channels, input_colorspace=input_colorspace)
 
     truth = None
     if mask is not None:
-        truth = torch.stack([torch.from_numpy(read_pixels(mask.path(n))[1][..., 0]) > 0.5
-                             for n in numbers])
-    pair = EvalClip(damaged.display(), pipeline.read_clip(clean, numbers),
-                    pipeline.read_clip(damaged, numbers), truth)
+        truth = torch.stack(
+            [torch.from_numpy(read_pixels(mask.path(n))[1][..., 0]) > 0.5 for n in numbers]
+        )
+    pair = EvalClip(
+        damaged.display(),
+        pipeline.read_clip(clean, numbers),
+        pipeline.read_clip(damaged, numbers),
+        truth,
+    )
     if pair.clean.shape != pair.damaged.shape:
         raise RRTNError(f"{damaged.display()} and {clean.display()} differ in frame size")
     return pair
@@ -145,7 +160,7 @@ def temporal_median(damaged: torch.Tensor, *, radius: int = 1) -> torch.Tensor:
         stack = [damaged[i]]
         for j in range(start, start + size):
             if j != i:
-                flow = dis(frames[i:i + 1], frames[j:j + 1])
+                flow = dis(frames[i : i + 1], frames[j : j + 1])
                 warped = flow_warp(damaged[j][None, None], flow)[0, 0]
                 stack.append(torch.where(inside_frame(flow[0]), warped, damaged[i]))
         out.append(torch.stack(stack).median(dim=0).values)
@@ -154,15 +169,18 @@ def temporal_median(damaged: torch.Tensor, *, radius: int = 1) -> torch.Tensor:
 
 def model_method(first: RRTN, second: RRTN | None, options: RestoreOptions) -> Method:
     """The model through the clip engine; its noise mask is what it says is damaged."""
+
     def run(damaged: torch.Tensor) -> MethodOutput:
         result = restore_clip(damaged, first=first, second=second, options=options)
         return MethodOutput(result.frames.clamp(0, 1), result.noise_mask > CHANGED)
+
     return run
 
 
 def median_method(radius: int = 1) -> Method:
     def run(damaged: torch.Tensor) -> MethodOutput:
         return MethodOutput(temporal_median(damaged, radius=radius))
+
     return run
 
 
@@ -190,13 +208,24 @@ def evaluate(clips: Sequence[EvalClip], methods: dict[str, Method]) -> list[Row]
         seconds = time.perf_counter() - started
         nan = MaskScores(math.nan, math.nan)
         repaired = mask_scores(torch.cat(changed), torch.cat(truth)) if truth else nan
-        own = (mask_scores(torch.cat(detected), torch.cat(truth))
-               if truth and len(detected) == len(truth) else nan)
-        rows.append(Row(
-            method=name, psnr=_mean(scores["psnr"]), ssim=_mean(scores["ssim"]),
-            warp_error=_mean(scores["warp"]), precision=repaired.precision,
-            recall=repaired.recall, seconds=seconds, mask_precision=own.precision,
-            mask_recall=own.recall))
+        own = (
+            mask_scores(torch.cat(detected), torch.cat(truth))
+            if truth and len(detected) == len(truth)
+            else nan
+        )
+        rows.append(
+            Row(
+                method=name,
+                psnr=_mean(scores["psnr"]),
+                ssim=_mean(scores["ssim"]),
+                warp_error=_mean(scores["warp"]),
+                precision=repaired.precision,
+                recall=repaired.recall,
+                seconds=seconds,
+                mask_precision=own.precision,
+                mask_recall=own.recall,
+            )
+        )
     return rows
 
 
@@ -206,12 +235,17 @@ def identity_method(damaged: torch.Tensor) -> MethodOutput:
 
 def format_table(rows: Sequence[Row], clean_warp_error: float | None = None) -> str:
     """A Markdown table of the rows (and the clean clips' own warp error as the floor)."""
-    lines = ["| method | PSNR dB | SSIM | warp error ×100 | repaired px precision / recall | "
-             "own mask precision / recall | seconds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | PSNR dB | SSIM | warp error ×100 | repaired px precision / recall | "
+        "own mask precision / recall | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r.method} | {r.psnr:.2f} | {r.ssim:.4f} | {100 * r.warp_error:.2f} | "
-                     f"{_pct(r.precision)} / {_pct(r.recall)} | "
-                     f"{_pct(r.mask_precision)} / {_pct(r.mask_recall)} | {r.seconds:.1f} |")
+        lines.append(
+            f"| {r.method} | {r.psnr:.2f} | {r.ssim:.4f} | {100 * r.warp_error:.2f} | "
+            f"{_pct(r.precision)} / {_pct(r.recall)} | "
+            f"{_pct(r.mask_precision)} / {_pct(r.mask_recall)} | {r.seconds:.1f} |"
+        )
     if clean_warp_error is not None:
         lines.append(f"| clean clips (floor) | | | {100 * clean_warp_error:.2f} | | | |")
     return "\n".join(lines)

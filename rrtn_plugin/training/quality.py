@@ -22,8 +22,9 @@ from rrtn_plugin.model.warp import flow_warp
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"expected two (T, H, W) clips of one shape, got {tuple(a.shape)} "
-                         f"and {tuple(b.shape)}")
+        raise ValueError(
+            f"expected two (T, H, W) clips of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
 
 
 def psnr(result: torch.Tensor, clean: torch.Tensor) -> float:
@@ -39,7 +40,7 @@ def ssim(result: torch.Tensor, clean: torch.Tensor, *, sigma: float = 1.5) -> fl
     _check_pair(result, clean)
     radius = 5
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(taps**2) / (2 * sigma**2))
     g = (g / g.sum()).float()
 
     def blur(x: torch.Tensor) -> torch.Tensor:
@@ -48,10 +49,10 @@ def ssim(result: torch.Tensor, clean: torch.Tensor, *, sigma: float = 1.5) -> fl
 
     x = result.clamp(0, 1).unsqueeze(1).float()
     y = clean.clamp(0, 1).unsqueeze(1).float()
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(s.mean())
 
 
@@ -96,9 +97,9 @@ class MaskScores:
 def mask_scores(detected: torch.Tensor, truth: torch.Tensor) -> MaskScores:
     """Precision and recall of boolean ``detected`` against boolean ``truth`` (same shape)."""
     if detected.shape != truth.shape:
-        raise ValueError(f"masks differ in shape: {tuple(detected.shape)} vs "
-                         f"{tuple(truth.shape)}")
+        raise ValueError(f"masks differ in shape: {tuple(detected.shape)} vs {tuple(truth.shape)}")
     hits = float((detected & truth).sum())
     found, actual = float(detected.sum()), float(truth.sum())
-    return MaskScores(precision=hits / found if found else math.nan,
-                      recall=hits / actual if actual else math.nan)
+    return MaskScores(
+        precision=hits / found if found else math.nan, recall=hits / actual if actual else math.nan
+    )

@@ -47,9 +47,17 @@ LOSSES = ("mse", "charbonnier", "l1")
 sign is set by the clip's global offset, hiding the local damage (measured: in 150 steps MSE cut
 the local error by 17 %, Charbonnier by 4 %). ``charbonnier`` is the paper's choice."""
 
-SMALL_CONFIG = RRTNConfig(num_feat=8, embed_dim=32, depths=(2,), num_heads=2, mlp_hidden=64,
-                          deform_groups=8, extract_blocks=2, reconstruct_blocks=2,
-                          flow_source="dis")
+SMALL_CONFIG = RRTNConfig(
+    num_feat=8,
+    embed_dim=32,
+    depths=(2,),
+    num_heads=2,
+    mlp_hidden=64,
+    deform_groups=8,
+    extract_blocks=2,
+    reconstruct_blocks=2,
+    flow_source="dis",
+)
 """The bundled model's size: trainable on two CPU cores in about an hour."""
 PAPER_CONFIG = RRTNConfig(flow_source="dis")
 """The released checkpoints' size, with the classical flow source (a fresh RAFT is untrained)."""
@@ -100,16 +108,20 @@ class TrainSettings:
         if self.loss not in LOSSES:
             raise RRTNError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.stage == "second" and self.first_model is None:
-            raise RRTNError("the second pass is trained on the first pass's output: "
-                            "give the first-pass checkpoint (--first-model)")
+            raise RRTNError(
+                "the second pass is trained on the first pass's output: "
+                "give the first-pass checkpoint (--first-model)"
+            )
         if min(self.steps, self.batch, self.save_every) < 1 or self.frames < 3:
             raise RRTNError("steps, batch and save-every must be ≥ 1 and frames ≥ 3")
         if self.lr <= 0:
             raise RRTNError(f"lr must be positive, got {self.lr}")
         if self.init is None and not self.resume and self.config.flow_source == "raft":
-            raise RRTNError("a fresh network's RAFT would be untrained: fine-tune a checkpoint "
-                            "that has RAFT weights (--init rrtn_128_first.pth) or use the "
-                            "dis flow source")
+            raise RRTNError(
+                "a fresh network's RAFT would be untrained: fine-tune a checkpoint "
+                "that has RAFT weights (--init rrtn_128_first.pth) or use the "
+                "dis flow source"
+            )
 
 
 @dataclass
@@ -123,19 +135,25 @@ class TrainProgress:
 class Footage:
     """Clean clips to train on: frames of sequences, or built-in stills with camera motion."""
 
-    def __init__(self, clean: Sequence[FramePattern], *, frames: int, crop: int,
-                 input_colorspace: str | None) -> None:
+    def __init__(
+        self, clean: Sequence[FramePattern], *, frames: int, crop: int, input_colorspace: str | None
+    ) -> None:
         self.frames, self.crop = frames, crop
         self.sequences: list[tuple[FramePattern, list[int], FramePipeline]] = []
         for pattern in clean:
             numbers = pattern.frames_on_disk()
             if len(numbers) < frames:
-                raise RRTNError(f"{pattern.display()}: {len(numbers)} frames on disk, need at "
-                                f"least {frames} per clip", kind=ErrorKind.INVALID_INPUT)
+                raise RRTNError(
+                    f"{pattern.display()}: {len(numbers)} frames on disk, need at "
+                    f"least {frames} per clip",
+                    kind=ErrorKind.INVALID_INPUT,
+                )
             info = check_headers(pattern, numbers)[0]
             if min(info.height, info.width) < crop:
-                raise RRTNError(f"{pattern.display()}: frames are {info.width}x{info.height}, "
-                                f"smaller than the {crop} px crop")
+                raise RRTNError(
+                    f"{pattern.display()}: frames are {info.width}x{info.height}, "
+                    f"smaller than the {crop} px crop"
+                )
             pipeline = FramePipeline(info.channels, input_colorspace=input_colorspace)
             self.sequences.append((pattern, numbers, pipeline))
 
@@ -147,44 +165,54 @@ class Footage:
     def clip(self, generator: torch.Generator) -> torch.Tensor:
         """(frames, crop, crop) clean luminance in [0, 1]."""
         if not self.sequences:
-            name = TRAINING_STILLS[int(torch.randint(len(TRAINING_STILLS), (),
-                                                     generator=generator))]
-            return camera_clip(load_still(name), frames=self.frames, height=self.crop,
-                               width=self.crop, generator=generator)
+            name = TRAINING_STILLS[
+                int(torch.randint(len(TRAINING_STILLS), (), generator=generator))
+            ]
+            return camera_clip(
+                load_still(name),
+                frames=self.frames,
+                height=self.crop,
+                width=self.crop,
+                generator=generator,
+            )
         pick = int(torch.randint(len(self.sequences), (), generator=generator))
         pattern, numbers, pipeline = self.sequences[pick]
         start = int(torch.randint(len(numbers) - self.frames + 1, (), generator=generator))
-        clip = pipeline.read_clip(pattern, numbers[start:start + self.frames])
+        clip = pipeline.read_clip(pattern, numbers[start : start + self.frames])
         top = int(torch.randint(clip.shape[1] - self.crop + 1, (), generator=generator))
         left = int(torch.randint(clip.shape[2] - self.crop + 1, (), generator=generator))
-        clip = clip[:, top:top + self.crop, left:left + self.crop]
+        clip = clip[:, top : top + self.crop, left : left + self.crop]
         if float(torch.rand((), generator=generator)) < 0.5:
             clip = clip.flip(-1)
         return clip
 
 
-def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3
-                ) -> torch.Tensor:
-    return torch.sqrt((prediction - target) ** 2 + eps ** 2).mean()
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((prediction - target) ** 2 + eps**2).mean()
 
 
 @torch.enable_grad()
-def train(settings: TrainSettings,
-          progress: Callable[[TrainProgress], None] | None = None) -> Path:
+def train(settings: TrainSettings, progress: Callable[[TrainProgress], None] | None = None) -> Path:
     """Train; returns the final checkpoint's path. Raises RRTNError on bad settings."""
     settings.check()
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     state_path, last_path = out / "state.pt", out / "last.safetensors"
     device = torch.device(settings.device)
-    footage = Footage(settings.clean, frames=settings.frames, crop=settings.crop,
-                      input_colorspace=settings.input_colorspace)
+    footage = Footage(
+        settings.clean,
+        frames=settings.frames,
+        crop=settings.crop,
+        input_colorspace=settings.input_colorspace,
+    )
 
     model = _starting_model(settings, last_path, device)
     first = load_rrtn(settings.first_model, device) if settings.stage == "second" else None
     if settings.crop % model.config.size_multiple or settings.crop < model.config.min_side:
-        raise RRTNError(f"crop must be a multiple of {model.config.size_multiple} and at least "
-                        f"{model.config.min_side} for this network, got {settings.crop}")
+        raise RRTNError(
+            f"crop must be a multiple of {model.config.size_multiple} and at least "
+            f"{model.config.min_side} for this network, got {settings.crop}"
+        )
 
     model.train()
     model.flow_net.eval()
@@ -201,20 +229,26 @@ def train(settings: TrainSettings,
         "trained_on": footage.describe() + " + rrtn_plugin.synth synthetic damage",
         "flow_source": model.config.flow_source,
         "training": f"{settings.frames} frames, {settings.crop} px crops, batch "
-                    f"{settings.batch}, Adam {settings.lr:g} cosine, {settings.loss}",
+        f"{settings.batch}, Adam {settings.lr:g} cosine, {settings.loss}",
         "base": settings.init.name if settings.init else "fresh",
         "first_model": settings.first_model.name if settings.first_model else "",
         "rrtn_plugin": __version__,
     }
 
     def save(step: int) -> None:
-        save_rrtn(model, last_path, metadata={**metadata, "steps": str(step),
-                                              "saved": datetime.datetime.now().isoformat()})
+        save_rrtn(
+            model,
+            last_path,
+            metadata={**metadata, "steps": str(step), "saved": datetime.datetime.now().isoformat()},
+        )
         with atomic_output(state_path) as tmp:
             torch.save({"optimizer": optimizer.state_dict(), "step": torch.tensor(step)}, tmp)
 
-    loss_fn = {"mse": torch.nn.functional.mse_loss, "charbonnier": charbonnier,
-               "l1": torch.nn.functional.l1_loss}[settings.loss]
+    loss_fn = {
+        "mse": torch.nn.functional.mse_loss,
+        "charbonnier": charbonnier,
+        "l1": torch.nn.functional.l1_loss,
+    }[settings.loss]
     for step in range(start, settings.steps):
         started = time.perf_counter()
         for group in optimizer.param_groups:
@@ -223,8 +257,10 @@ def train(settings: TrainSettings,
         loss = loss_fn(model(lq.to(device)), target.to(device))
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise RRTNError(f"training diverged at step {step + 1} (loss {value}); "
-                            f"resume from the last save with a lower --lr")
+            raise RRTNError(
+                f"training diverged at step {step + 1} (loss {value}); "
+                f"resume from the last save with a lower --lr"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -232,8 +268,7 @@ def train(settings: TrainSettings,
         if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
             save(step + 1)
         if progress is not None:
-            progress(TrainProgress(step + 1, settings.steps, value,
-                                   time.perf_counter() - started))
+            progress(TrainProgress(step + 1, settings.steps, value, time.perf_counter() - started))
     final = out / f"rrtn_{settings.stage}.safetensors"
     model.eval()
     save_rrtn(model, final, metadata={**read_metadata(last_path), "final": "true"})
@@ -244,8 +279,10 @@ def _starting_model(settings: TrainSettings, last_path: Path, device: torch.devi
     """The last save (resuming), the ``init`` checkpoint, or a fresh identity network."""
     if settings.resume:
         if not (last_path.is_file() and (last_path.parent / "state.pt").is_file()):
-            raise RRTNError(f"nothing to resume in {last_path.parent} (no state.pt and "
-                            "last.safetensors)", kind=ErrorKind.NOT_FOUND)
+            raise RRTNError(
+                f"nothing to resume in {last_path.parent} (no state.pt and last.safetensors)",
+                kind=ErrorKind.NOT_FOUND,
+            )
         return load_rrtn(last_path, device)
     if settings.init is not None:
         return load_rrtn(settings.init, device)
@@ -261,14 +298,16 @@ def cosine_lr(base: float, step: int, steps: int) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1))))
 
 
-def training_batch(footage: Footage, settings: TrainSettings, step: int,
-                   first: RRTN | None) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(
+    footage: Footage, settings: TrainSettings, step: int, first: RRTN | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The network input and the target of one step, each (B, T, 1, crop, crop) in [-1, 1].
 
     Drawn from a generator seeded by (seed, step): the same step always gets the same data.
     """
     generator = torch.Generator().manual_seed(
-        random.Random(f"{settings.seed}:{step}").getrandbits(63))
+        random.Random(f"{settings.seed}:{step}").getrandbits(63)
+    )
     clean, damaged = [], []
     for _ in range(settings.batch):
         clip = footage.clip(generator)

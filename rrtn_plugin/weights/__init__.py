@@ -26,8 +26,11 @@ def bundled_path() -> Path:
     """Path of the bundled checkpoint file."""
     path = Path(str(resources.files(__name__) / FIRST))
     if not path.is_file():
-        raise RRTNError(f"bundled checkpoint {FIRST} is missing from {path.parent}; reinstall "
-                        "rrtn-plugin or pass --model", kind=ErrorKind.NOT_FOUND)
+        raise RRTNError(
+            f"bundled checkpoint {FIRST} is missing from {path.parent}; reinstall "
+            "rrtn-plugin or pass --model",
+            kind=ErrorKind.NOT_FOUND,
+        )
     return path
 
 

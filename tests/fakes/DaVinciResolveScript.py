@@ -26,8 +26,9 @@ def _frame_file(printf: str, frame: int) -> Path:
     match = re.search(r"%0?(\d*)d", printf)
     if match is None:
         raise ValueError(f"{printf} has no %d")
-    return Path(printf[:match.start()] + f"{frame:0{int(match.group(1) or 1)}d}"
-                + printf[match.end():])
+    return Path(
+        printf[: match.start()] + f"{frame:0{int(match.group(1) or 1)}d}" + printf[match.end() :]
+    )
 
 
 class MediaPoolItem:
@@ -150,16 +151,18 @@ class MediaPool:
         placed = []
         for clip in clips:
             length = clip["endFrame"] - clip["startFrame"] + 1
-            item = TimelineItem(clip["mediaPoolItem"], clip["recordFrame"], clip["startFrame"],
-                                length)
+            item = TimelineItem(
+                clip["mediaPoolItem"], clip["recordFrame"], clip["startFrame"], length
+            )
             timeline.tracks[clip["trackIndex"] - 1].append(item)
             placed.append(item)
         return placed
 
 
 class MediaStorage:
-    def AddClipMattesToMediaPool(self, item: MediaPoolItem, paths: list[str],
-                                 stereo_eye: str | None = None) -> bool:
+    def AddClipMattesToMediaPool(
+        self, item: MediaPoolItem, paths: list[str], stereo_eye: str | None = None
+    ) -> bool:
         if not all(Path(p).exists() for p in paths):
             return False
         item.mattes += paths
@@ -169,8 +172,10 @@ class MediaStorage:
 class Project:
     def __init__(self, timeline: Timeline, width: int, height: int) -> None:
         self.timeline, self.pool = timeline, MediaPool(self)
-        self.settings = {"timelineResolutionWidth": str(width),
-                         "timelineResolutionHeight": str(height)}
+        self.settings = {
+            "timelineResolutionWidth": str(width),
+            "timelineResolutionHeight": str(height),
+        }
         self.format, self.codec, self.mode = "mov", "H264", 0
         self.render_settings: dict[str, Any] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -204,8 +209,15 @@ class Project:
         return True
 
     def SetRenderSettings(self, settings: dict[str, Any]) -> bool:
-        known = {"SelectAllFrames", "MarkIn", "MarkOut", "TargetDir", "CustomName",
-                 "ExportVideo", "ExportAudio"}
+        known = {
+            "SelectAllFrames",
+            "MarkIn",
+            "MarkOut",
+            "TargetDir",
+            "CustomName",
+            "ExportVideo",
+            "ExportAudio",
+        }
         if not set(settings) <= known:
             return False
         self.render_settings.update(settings)
@@ -213,16 +225,19 @@ class Project:
 
     def AddRenderJob(self) -> str:
         job_id = f"job-{len(self.jobs) + 1}"
-        self.jobs[job_id] = {"settings": dict(self.render_settings), "format": self.format,
-                             "codec": self.codec, "mode": self.mode,
-                             "status": {"JobStatus": "Ready", "CompletionPercentage": 0}}
+        self.jobs[job_id] = {
+            "settings": dict(self.render_settings),
+            "format": self.format,
+            "codec": self.codec,
+            "mode": self.mode,
+            "status": {"JobStatus": "Ready", "CompletionPercentage": 0},
+        }
         return job_id
 
     def DeleteRenderJob(self, job_id: str) -> bool:
         return self.jobs.pop(job_id, None) is not None
 
-    def StartRendering(self, job_ids: list[str], isInteractiveMode: bool = False
-                       ) -> bool:
+    def StartRendering(self, job_ids: list[str], isInteractiveMode: bool = False) -> bool:
         self._stop.clear()
         self._thread = threading.Thread(target=self._render, args=(list(job_ids),))
         self._thread.start()

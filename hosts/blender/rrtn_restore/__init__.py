@@ -32,9 +32,15 @@ from rrtn_plugin.client.host_job import (
 from rrtn_plugin.client.library import frame_path, sequence_pattern
 from rrtn_plugin.errors import RRTNError
 
-COLORSPACES = {"Linear Rec.709": "lin_rec709", "Linear": "lin_rec709", "sRGB": "srgb_tx",
-               "ACEScg": "ACEScg", "ACES2065-1": "ACES2065-1", "Linear Rec.2020": "lin_rec2020",
-               "Rec.1886": "Gamma 2.4 Encoded Rec.709"}
+COLORSPACES = {
+    "Linear Rec.709": "lin_rec709",
+    "Linear": "lin_rec709",
+    "sRGB": "srgb_tx",
+    "ACEScg": "ACEScg",
+    "ACES2065-1": "ACES2065-1",
+    "Linear Rec.2020": "lin_rec2020",
+    "Rec.1886": "Gamma 2.4 Encoded Rec.709",
+}
 """Blender's colour space names → the server's (OpenColorIO studio config) names."""
 SOCKETS = {"VALUE": "NodeSocketFloat", "VECTOR": "NodeSocketVector", "RGBA": "NodeSocketColor"}
 BLENDER_5 = bpy.app.version >= (5, 0, 0)
@@ -61,8 +67,9 @@ class RRTNPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
     server: bpy.props.StringProperty(name="Server", default=HostSettings().server)
     token: bpy.props.StringProperty(name="Token", subtype="PASSWORD")
-    cache: bpy.props.StringProperty(name="Cache folder", subtype="DIR_PATH",
-                                    default=str(default_cache_root() / "blender"))
+    cache: bpy.props.StringProperty(
+        name="Cache folder", subtype="DIR_PATH", default=str(default_cache_root() / "blender")
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
         for name in ("server", "token", "cache"):
@@ -84,20 +91,31 @@ class RRTN_OT_restore(bpy.types.Operator):  # noqa: N801 - Blender's naming
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 - annotations are Blender's properties
 
     node_name: bpy.props.StringProperty(
-        name="Image node", description="In the scene's compositor; empty: the active node, "
-        "else the active image strip")
-    first: bpy.props.IntProperty(name="First", description="First file number (with Last 0: "
-                                 "the whole sequence)")
+        name="Image node",
+        description="In the scene's compositor; empty: the active node, "
+        "else the active image strip",
+    )
+    first: bpy.props.IntProperty(
+        name="First", description="First file number (with Last 0: the whole sequence)"
+    )
     last: bpy.props.IntProperty(name="Last")
     handles: bpy.props.IntProperty(name="Handles", default=8, min=0)
     passes: bpy.props.IntProperty(name="Passes", description="0: the model's default", min=0)
     model: bpy.props.StringProperty(name="Model", description="Empty: the server's first")
-    aovs: bpy.props.EnumProperty(name="AOVs", options={"ENUM_FLAG"}, default={"mask"}, items=[
-        ("mask", "Mask", "The damage RRTN saw"), ("repair", "Repair", "How much it changed"),
-        ("motion", "Motion", "Optical flow to both neighbours")])
+    aovs: bpy.props.EnumProperty(
+        name="AOVs",
+        options={"ENUM_FLAG"},
+        default={"mask"},
+        items=[
+            ("mask", "Mask", "The damage RRTN saw"),
+            ("repair", "Repair", "How much it changed"),
+            ("motion", "Motion", "Optical flow to both neighbours"),
+        ],
+    )
     colorspace: bpy.props.StringProperty(
-        name="Colour space", description="The server's name for the files' colour space; "
-        "empty: the image's")
+        name="Colour space",
+        description="The server's name for the files' colour space; empty: the image's",
+    )
 
     def execute(self, context: bpy.types.Context) -> Outcome:
         try:
@@ -145,32 +163,52 @@ class RRTN_OT_restore(bpy.types.Operator):  # noqa: N801 - Blender's naming
         source = find_source(_scene(context), self.node_name)
         colorspace = self.colorspace or COLORSPACES.get(source.colorspace, "")
         if not colorspace:
-            raise RRTNError(f"colour space '{source.colorspace}' has no counterpart on the "
-                            "server: give the operator's Colour space (e.g. lin_rec709)")
+            raise RRTNError(
+                f"colour space '{source.colorspace}' has no counterpart on the "
+                "server: give the operator's Colour space (e.g. lin_rec709)"
+            )
         first, last = (self.first, self.last) if self.last else (source.first, source.last)
         addon = context.preferences.addons.get(__package__) if context.preferences else None
         prefs: Any = addon.preferences if addon else None
-        settings = HostSettings(model=self.model, passes=self.passes, aovs=tuple(self.aovs),
-                                input_colorspace=colorspace,
-                                **({"server": prefs.server, "token": prefs.token}
-                                   if prefs else {}))
+        settings = HostSettings(
+            model=self.model,
+            passes=self.passes,
+            aovs=tuple(self.aovs),
+            input_colorspace=colorspace,
+            **({"server": prefs.server, "token": prefs.token} if prefs else {}),
+        )
         pattern = bpy.path.abspath(source.pattern)
         width, height = frame_size(frame_path(pattern, first))
         job = RestoreJob.with_handles(
-            first=first, last=last, handles=self.handles, available=(source.first, source.last),
-            name=source.name, input=pattern, width=width, height=height, settings=settings,
-            identity=files_identity(pattern, range(source.first, source.last + 1)))
+            first=first,
+            last=last,
+            handles=self.handles,
+            available=(source.first, source.last),
+            name=source.name,
+            input=pattern,
+            width=width,
+            height=height,
+            settings=settings,
+            identity=files_identity(pattern, range(source.first, source.last + 1)),
+        )
         cache = Path(prefs.cache) if prefs else default_cache_root() / "blender"
         return source, job, cache
 
     def _finish(self, context: bpy.types.Context, result: JobResult) -> Outcome:
         image = add_result_node(_scene(context), self._source, result)
         if image.type == "MULTILAYER" and COLORSPACES.get(self._source.colorspace) != (
-                "lin_rec709"):
-            self.report({"WARNING"}, "Blender reads multi-layer EXRs as linear Rec.709: restore "
-                        "without AOVs to keep the plate's colour space")
-        self.report({"INFO"}, f"Restored frames {result.first}-{result.last}"
-                    + (" (unchanged: reused)" if result.reused else ""))
+            "lin_rec709"
+        ):
+            self.report(
+                {"WARNING"},
+                "Blender reads multi-layer EXRs as linear Rec.709: restore "
+                "without AOVs to keep the plate's colour space",
+            )
+        self.report(
+            {"INFO"},
+            f"Restored frames {result.first}-{result.last}"
+            + (" (unchanged: reused)" if result.reused else ""),
+        )
         return {"FINISHED"}
 
     def _fail(self, error: Exception) -> Outcome:
@@ -209,9 +247,15 @@ def find_source(scene: bpy.types.Scene, node_name: str) -> Source:
         image = node.image
         if image.source != "SEQUENCE":
             raise RRTNError(f"{image.name} is not an image sequence")
-        return Source(image.name, sequence_pattern(image.filepath), node.frame_offset + 1,
-                      node.frame_offset + node.frame_duration, node.frame_start,
-                      _colorspace(image.colorspace_settings), node)
+        return Source(
+            image.name,
+            sequence_pattern(image.filepath),
+            node.frame_offset + 1,
+            node.frame_offset + node.frame_duration,
+            node.frame_start,
+            _colorspace(image.colorspace_settings),
+            node,
+        )
     if node_name:
         raise RRTNError(f"the compositor has no Image node '{node_name}' with a sequence")
     strip: Any = scene.sequence_editor.active_strip if scene.sequence_editor else None
@@ -219,9 +263,14 @@ def find_source(scene: bpy.types.Scene, node_name: str) -> Source:
         raise RRTNError("select an Image node with a sequence, or an image strip")
     numbers = [int(re.findall(r"\d+", e.filename)[-1]) for e in strip.elements]
     first_file = str(Path(strip.directory) / strip.elements[0].filename)
-    return Source(strip.name, sequence_pattern(first_file), min(numbers), max(numbers),
-                  int(strip.frame_start),
-                  _colorspace(strip.colorspace_settings))
+    return Source(
+        strip.name,
+        sequence_pattern(first_file),
+        min(numbers),
+        max(numbers),
+        int(strip.frame_start),
+        _colorspace(strip.colorspace_settings),
+    )
 
 
 def frame_size(path: Path) -> tuple[int, int]:
@@ -236,8 +285,7 @@ def frame_size(path: Path) -> tuple[int, int]:
         bpy.data.images.remove(image)
 
 
-def add_result_node(scene: bpy.types.Scene, source: Source,
-                    result: JobResult) -> bpy.types.Image:
+def add_result_node(scene: bpy.types.Scene, source: Source, result: JobResult) -> bpy.types.Image:
     """An RRTN Restore node reading ``result``, in the source Image node's place; returns
     the restored sequence's image."""
     image = bpy.data.images.load(str(result.path(result.first)), check_existing=False)
@@ -254,8 +302,11 @@ def add_result_node(scene: bpy.types.Scene, source: Source,
     read.frame_duration = result.last - result.first + 2
     read.frame_offset = result.first - 1
     # The picture is "Combined" in a multi-layer EXR, "Image" otherwise; its alpha rides along.
-    outputs = {("Image" if s.name in ("Combined", "Image") else s.name): s
-               for s in read.outputs or () if s.name != "Alpha"}
+    outputs = {
+        ("Image" if s.name in ("Combined", "Image") else s.name): s
+        for s in read.outputs or ()
+        if s.name != "Alpha"
+    }
     for name, socket in outputs.items():
         _add_output(inner, name, SOCKETS[socket.type])
     output = inner.nodes.new("NodeGroupOutput")
@@ -273,8 +324,9 @@ def add_result_node(scene: bpy.types.Scene, source: Source,
             if link.from_socket is not None and link.from_socket.type == "RGBA":
                 tree.links.new(restored, link.to_socket)  # type: ignore[arg-type]
     else:
-        sink = next(n for n in tree.nodes if n.bl_idname in ("NodeGroupOutput",
-                                                              "CompositorNodeComposite"))
+        sink = next(
+            n for n in tree.nodes if n.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite")
+        )
         if not sink.inputs[0].is_linked:
             tree.links.new(restored, sink.inputs[0])
     return image

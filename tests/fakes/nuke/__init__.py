@@ -108,8 +108,10 @@ class Node:
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, parent: Group | None, name: str, **knobs: Any) -> None:
-        self._knobs: dict[str, Knob] = {"name": Knob("name", "", name),
-                                        "disable": Knob("disable", "", False)}
+        self._knobs: dict[str, Knob] = {
+            "name": Knob("name", "", name),
+            "disable": Knob("disable", "", False),
+        }
         for key, value in {**self.DEFAULTS, **knobs}.items():
             self._knobs.setdefault(key, Knob(key)).setValue(value)
         self._inputs: list[Node | None] = []
@@ -149,8 +151,11 @@ class Node:
         return [n for n in self._inputs if n is not None]
 
     def writeKnobs(self, flags: int = 0) -> str:
-        return " ".join(f"{k} {v.value()!r}" for k, v in sorted(self._knobs.items())
-                        if not isinstance(v, Text_Knob))
+        return " ".join(
+            f"{k} {v.value()!r}"
+            for k, v in sorted(self._knobs.items())
+            if not isinstance(v, Text_Knob)
+        )
 
     def _upstream(self) -> Node:
         node = self.input(0)
@@ -180,8 +185,15 @@ class Node:
 
 class Read(Node):
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "file": "", "first": 1, "last": 1, "origfirst": 1, "origlast": 1, "raw": False,
-        "before": "hold", "after": "hold"}
+        "file": "",
+        "first": 1,
+        "last": 1,
+        "origfirst": 1,
+        "origlast": 1,
+        "raw": False,
+        "before": "hold",
+        "after": "hold",
+    }
 
     def firstFrame(self) -> int:
         return int(self["first"].value())
@@ -210,13 +222,14 @@ class Read(Node):
     def render(self, frame: int) -> tuple[list[str], np.ndarray]:
         first, last = self.firstFrame(), self.lastFrame()
         outside = (frame < first and self["before"].value() == "black") or (
-            frame > last and self["after"].value() == "black")
+            frame > last and self["after"].value() == "black"
+        )
         spec = self._spec()
         if outside:
-            return self.channels(), np.zeros((spec.height, spec.width, spec.nchannels),
-                                             np.float32)
-        image = oiio.ImageInput.open(str(frame_file(self["file"].value(),
-                                                    min(max(frame, first), last))))
+            return self.channels(), np.zeros((spec.height, spec.width, spec.nchannels), np.float32)
+        image = oiio.ImageInput.open(
+            str(frame_file(self["file"].value(), min(max(frame, first), last)))
+        )
         pixels = image.read_image(format="float")
         image.close()
         return self.channels(), pixels
@@ -224,8 +237,14 @@ class Read(Node):
 
 class Write(Node):
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "file": "", "file_type": "", "raw": False, "datatype": "16 bit half",
-        "compression": "Zip (1 scanline)", "channels": "rgb", "create_directories": False}
+        "file": "",
+        "file_type": "",
+        "raw": False,
+        "datatype": "16 bit half",
+        "compression": "Zip (1 scanline)",
+        "channels": "rgb",
+        "create_directories": False,
+    }
 
 
 class Input(Node):
@@ -325,11 +344,11 @@ def frame_file(pattern: str, frame: int) -> Path:
     printf = re.search(r"%0?(\d*)d", pattern)
     if printf:
         width = int(printf.group(1) or 1)
-        return Path(pattern[:printf.start()] + f"{frame:0{width}d}" + pattern[printf.end():])
+        return Path(pattern[: printf.start()] + f"{frame:0{width}d}" + pattern[printf.end() :])
     run = re.search(r"#+", pattern)
     if run is None:
         return Path(pattern)
-    return Path(pattern[:run.start()] + f"{frame:0{len(run.group())}d}" + pattern[run.end():])
+    return Path(pattern[: run.start()] + f"{frame:0{len(run.group())}d}" + pattern[run.end() :])
 
 
 def execute(node: Node, start: int, end: int, incr: int = 1) -> None:
@@ -346,8 +365,9 @@ def execute(node: Node, start: int, end: int, incr: int = 1) -> None:
         keep = [i for i, n in enumerate(names) if n.startswith("rgba.")]
         if node["channels"].value() == "rgb":
             keep = keep[:3]
-        spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], len(keep),
-                              formats[node["datatype"].value()])
+        spec = oiio.ImageSpec(
+            pixels.shape[1], pixels.shape[0], len(keep), formats[node["datatype"].value()]
+        )
         spec.channelnames = [names[i].split(".")[1][0].upper() for i in keep]
         spec.attribute("compression", "zip")
         target = frame_file(node["file"].value(), frame)
@@ -362,8 +382,9 @@ def execute(node: Node, start: int, end: int, incr: int = 1) -> None:
         executed.append((node.name(), frame))
 
 
-def executeInMainThread(call: Callable[..., Any], args: tuple[Any, ...] = (),
-                        kwargs: dict[str, Any] | None = None) -> None:
+def executeInMainThread(
+    call: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+) -> None:
     with _lock:
         _main_queue.append((call, args, kwargs or {}))
 
@@ -413,8 +434,15 @@ def thisNode() -> Node:
 def reset() -> None:
     """Test helper: a new, empty script."""
     global _root
-    _root = Root(None, "root", proxy=False, first_frame=1, last_frame=100,
-                 colorManagement="Nuke", workingSpaceLUT="linear")
+    _root = Root(
+        None,
+        "root",
+        proxy=False,
+        first_frame=1,
+        last_frame=100,
+        colorManagement="Nuke",
+        workingSpaceLUT="linear",
+    )
     _context[:] = [_root]
     selection.clear()
     messages.clear()
