@@ -1,53 +1,40 @@
-"""What every host adapter shares (rrtn_plugin.client.host_job), against a real server."""
+"""What every host adapter shares (rrtn_plugin.client: jobs, results, staleness), against a
+real server where it talks to one."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_job import exr_sequence
+from helpers import bundled_reference, exr_sequence
 
-from rrtn_plugin.client.host_job import (
-    RECORD,
-    HostSettings,
-    JobThread,
-    RestoreJob,
-    exr_size,
-    files_identity,
-    finished_result,
-    run_job,
-    server_choices,
+from rrtn_plugin.client.jobs import RECORD, RestoreJob, finished_result
+from rrtn_plugin.client.results import (
+    CACHE_FOLDER,
+    ResultRule,
+    document_path,
+    result_root,
+    user_cache_root,
 )
-from rrtn_plugin.engine import RestoreOptions
+from rrtn_plugin.client.running import JobThread, run_job
+from rrtn_plugin.client.sequences import exr_size, files_identity
+from rrtn_plugin.client.settings import HostSettings, server_choices
+from rrtn_plugin.client.staleness import (
+    MISSING,
+    REWRITTEN,
+    new_recipe,
+    stale_reasons,
+    what_changed,
+)
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.image import read_pixels
-from rrtn_plugin.frames.restore import JobSettings, restore_sequence
-from rrtn_plugin.weights import load_bundled
 
 SIZE = (64, 48)
-
-
-def bundled_reference(source: Path, out: Path, frames: list[int], *, handles: int) -> Path:
-    """What a host's result must equal: the same frames restored in this process by the
-    bundled model (one pass, mask AOV, linear Rec.709), written to ``out/plate.####.exr``."""
-    restore_sequence(
-        source,
-        out / "plate.####.exr",
-        first=load_bundled()[0],
-        settings=JobSettings(
-            frames=frames,
-            handles=handles,
-            input_colorspace="lin_rec709",
-            aovs=(Aov.MASK,),
-            restore=RestoreOptions(device="cpu", max_passes=1),
-        ),
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +195,102 @@ def test_server_choices(bundled_server: str) -> None:
     assert {"mask", "repair", "motion"} <= set(choices.aovs)
     assert "ACEScg" in choices.colorspaces
     assert choices.device == "cpu"
+
+
+NUKE = ResultRule("nuke document", "the node's cache folder", subfolder="nuke")
+RESOLVE = ResultRule("", "--cache", subfolder="resolve")
+
+
+def test_the_result_folder_rule_every_host_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = str(tmp_path / "shots" / "ab010.nk")
+    # Beside the saved document, unless a folder is configured (the host's setting wins over
+    # $RRTN_CACHE, which goes into the host's subfolder); // is the document's folder.
+    assert result_root("", "", script, NUKE) == tmp_path / "shots" / CACHE_FOLDER
+    assert result_root("/mnt/shared", "/mnt/env", script, NUKE) == Path("/mnt/shared")
+    assert result_root("", "/mnt/env", script, NUKE) == Path("/mnt/env/nuke")
+    assert result_root("", " /mnt/env ", "", NUKE) == Path("/mnt/env/nuke")  # unsaved is fine
+    assert result_root("//../cache", "", script, NUKE) == tmp_path / "cache"
+    assert result_root("", "//rr", script, ResultRule(".blend", "x")) == tmp_path / "shots" / "rr"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert result_root("~/rr", "", script, NUKE) == tmp_path / "home" / "rr"
+    # An unsaved document with nothing configured has no place every machine reads.
+    with pytest.raises(RRTNError, match=r"save the nuke document first: .* rrtn_cache/") as err:
+        result_root("", "", "", NUKE)
+    assert "the node's cache folder or $RRTN_CACHE" in str(err.value)
+    with pytest.raises(RRTNError, match="relative to the nuke document: save the nuke"):
+        result_root("//cache", "", "", NUKE)
+    # A host whose projects are no files (Resolve): the user's own cache folder.
+    assert result_root("", "", "", RESOLVE) == user_cache_root() / "resolve"
+    assert result_root("", "/mnt/env", "", RESOLVE) == Path("/mnt/env/resolve")
+    assert result_root("/r", "/mnt/env", "", RESOLVE) == Path("/r")
+
+
+def test_documents_keep_paths_beside_them_relative(tmp_path: Path) -> None:
+    blend = str(tmp_path / "project" / "shot.blend")
+    inside = tmp_path / "project" / CACHE_FOLDER / "a.####.exr"
+    assert document_path(inside, blend, prefix="//") == "//rrtn_cache/a.####.exr"
+    tcl = "[file dirname [value root.name]]/"
+    assert document_path(inside, blend, prefix=tcl) == f"{tcl}rrtn_cache/a.####.exr"
+    sibling = tmp_path / "project2" / "a.exr"  # not "//../project2": it does not move along
+    assert document_path(sibling, blend, prefix="//") == str(sibling)
+    assert document_path("/mnt/shared/a.exr", blend, prefix="//") == "/mnt/shared/a.exr"
+    assert document_path(inside, "", prefix="//") == str(inside)  # unsaved: absolute
+
+
+def test_staleness_of_a_placed_result(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for folder, numbers in (("plates", range(1, 6)), ("restored", range(2, 5))):
+        (project / folder).mkdir(parents=True)
+        for n in numbers:
+            (project / folder / f"plate.{n:04d}.exr").write_bytes(b"frame %d" % n)
+    files = str(project / "plates" / "plate.####.exr")
+    inputs = {"files": "//plates/plate.####.exr", "numbers": [1, 5], "scene_frame": 1}
+    inputs["colorspace"] = "sRGB"
+    recipe = new_recipe(
+        kind="node",
+        source="Plate",
+        inputs=inputs,
+        frames=(2, 4),
+        context=(1, 5),
+        files=files,
+        settings={"passes": 0},
+    )
+    recipe["result"] = "//restored/plate.####.exr"
+
+    def resolve(path: str) -> str:
+        return os.path.normpath(path.replace("//", f"{project}/", 1))
+
+    assert stale_reasons(recipe, inputs, resolve, files=files) == []
+    absolute = {**inputs, "files": files}  # the same files, named another way
+    assert what_changed(inputs, absolute, resolve) == []
+    moved = {**inputs, "numbers": [1, 6], "scene_frame": 3, "colorspace": "Linear Rec.709"}
+    assert stale_reasons(recipe, moved, resolve) == [
+        "the source's frame range changed",
+        "the source moved in time",
+        "the source's colour space changed",
+    ]
+
+    # A context file rewritten in place: found when the files are read, and kept by checks
+    # that do not read them, until the file is back.
+    path = project / "plates" / "plate.0005.exr"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert stale_reasons(recipe, inputs, resolve, files=files) == [REWRITTEN]
+    assert stale_reasons(recipe, inputs, resolve) == []  # not read: nothing known yet
+    assert stale_reasons({**recipe, "stale": [REWRITTEN]}, inputs, resolve) == [REWRITTEN]
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert stale_reasons({**recipe, "stale": [REWRITTEN]}, inputs, resolve, files=files) == []
+
+    # The project moved as a whole (dates kept): still up to date; a restored frame gone: not.
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(project, elsewhere)
+    moved_files = str(elsewhere / "plates" / "plate.####.exr")
+
+    def resolve_moved(path: str) -> str:
+        return os.path.normpath(path.replace("//", f"{elsewhere}/", 1))
+
+    assert stale_reasons(recipe, inputs, resolve_moved, files=moved_files) == []
+    (elsewhere / "restored" / "plate.0004.exr").unlink()
+    assert stale_reasons(recipe, inputs, resolve_moved, files=moved_files) == [MISSING]

@@ -1,50 +1,76 @@
 """RRTN Restore for Nuke: a Group node that restores its input through an rrtn-plugin server.
 
 Nuke cannot run Python per pixel, so the node's Restore button renders the input range with its
-handles to linear EXR through a Write inside the Group (raw: the working space's values as
-they are), restores it on the server from a worker thread (``nuke.ProgressTask`` shows progress
-and cancels), and points the Group's Read at the restored frames: exactly the requested range,
-with the AOVs as layers (``rrtn_mask.Y``). Results live in a folder keyed by the input (the
-upstream nodes' knobs and files) and the settings, so pressing Restore again with nothing
-changed does no work. Everything that is not Nuke's API is in :mod:`rrtn_plugin.client.host_job`.
+handles to EXR through a Write inside the Group (raw: the working space's values as they are;
+cropped to the input's format first, so overscan or a moved bbox never changes the frame size),
+restores it on the server from a worker thread (``nuke.ProgressTask`` shows progress and
+cancels), and points the Group's Read at the restored frames: exactly the requested range, with
+the AOVs as layers (``rrtn_mask.Y``). Results live beside the saved script (``rrtn_cache/``, the
+Read's path is relative to the script, so another artist or a farm opens it as it is and the
+Read needs no plugin), in the node's cache folder or under ``$RRTN_CACHE``
+(:func:`rrtn_plugin.client.results.result_root`), in a folder keyed by the input (upstream
+knob values, expressions evaluated, nested groups, files; not node positions:
+:mod:`rrtn_nuke_input`) and the settings: pressing Restore with nothing changed does no work,
+and the node says "Out of date" when the input changed. **Farm job** writes an Open Job
+Description bundle instead. Everything that is not Nuke's API is in :mod:`rrtn_plugin.client`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nuke
+from rrtn_nuke_input import script_colorspace, upstream_identity, working_space
 
-from rrtn_plugin.client.host_job import (
-    HostSettings,
-    JobResult,
-    JobThread,
-    RestoreJob,
-    default_cache_root,
-    files_identity,
-    finished_result,
-    server_choices,
-)
+from rrtn_plugin.client.farm import farm_model, find_program, write_farm_bundle
+from rrtn_plugin.client.jobs import JobResult, RestoreJob, finished_result
+from rrtn_plugin.client.results import ResultRule, document_path, result_root
+from rrtn_plugin.client.running import JobThread
+from rrtn_plugin.client.settings import AOVS, HostSettings, server_choices
 from rrtn_plugin.errors import RRTNError
 
 SERVER_DEFAULT_MODEL = "(server default)"
-AOVS = ("mask", "repair", "motion")
 CALL = "import rrtn_nuke; rrtn_nuke."
 """Button commands run in Nuke's script namespace: they import this module themselves."""
+SCRIPT_FOLDER = "[file dirname [value root.name]]/"
+"""TCL for the saved script's folder: Nuke evaluates it in file knobs, no plugin needed."""
+RESULTS = ResultRule("nuke document", "the node's cache folder", subfolder="nuke")
 _running: dict[str, JobThread] = {}
 
 
-def create_node() -> nuke.Group:
-    """Nodes > RRTN > RRTN Restore: the Group with its knobs and inner nodes."""
+def create_node() -> nuke.Node:
+    """Nodes > RRTN > RRTN Restore: the Group, connected to the selected node and placed below
+    it, its panel open; one undo step."""
     source = nuke.selectedNode() if nuke.selectedNodes() else None
-    group = nuke.nodes.Group(name="RRTNRestore")
-    if source is not None:
-        group.setInput(0, source)
+    undo = nuke.Undo()
+    undo.begin("RRTN Restore")
+    try:
+        group = _build_group()
+        if source is not None:  # the Group has its Input now, so the pipe exists
+            group.setInput(0, source)
+            group.setXYpos(source.xpos(), source.ypos() + 80)
+        first, last = _input_range(group)
+        group["first"].setValue(first)
+        group["last"].setValue(last)
+        for node in nuke.selectedNodes():
+            node.setSelected(False)
+        group.setSelected(True)
+    finally:
+        undo.end()
+    refresh_choices(group)
+    group.showControlPanel()
+    return group
+
+
+def _build_group() -> nuke.Node:
     settings = HostSettings()
-    first, last = _input_range(group)
+    group = nuke.nodes.Group(name="RRTNRestore")
+    key = nuke.String_Knob("rrtn_key", "")
+    key.setVisible(False)
     knobs = [
         nuke.Tab_Knob("rrtn", "RRTN"),
         nuke.String_Knob("server", "server", settings.server),
@@ -55,32 +81,32 @@ def create_node() -> nuke.Group:
         nuke.Int_Knob("handles", "handles"),
         nuke.Int_Knob("passes", "passes (0: model default)"),
         *[nuke.Boolean_Knob(f"aov_{aov}", aov) for aov in AOVS],
-        nuke.String_Knob("colorspace", "input colour space", _working_space()),
+        nuke.String_Knob("colorspace", "input colour space", working_space()),
         nuke.File_Knob("cache", "cache folder"),
         nuke.PyScript_Knob("restore", "Restore", f"{CALL}restore(nuke.thisNode())"),
+        nuke.PyScript_Knob("farm", "Farm job", f"{CALL}farm(nuke.thisNode())"),
         nuke.Text_Knob("status", "", "Not restored yet: the input passes through."),
+        key,
     ]
     for knob in knobs:
         group.addKnob(knob)
     group["last"].clearFlag(nuke.STARTLINE)
     group["restore"].setFlag(nuke.STARTLINE)
-    group["first"].setValue(first)
-    group["last"].setValue(last)
     group["handles"].setValue(8)
     group["aov_mask"].setValue(True)
-    group["cache"].setValue(str(default_cache_root() / "nuke"))
     with group:
         plate = nuke.nodes.Input(name="Input1")
+        to_format = nuke.nodes.Crop(name="ToFormat", reformat=False, intersect=False, crop=True)
+        to_format.setInput(0, plate)
         write = nuke.nodes.Write(
             name="RenderInput", file_type="exr", raw=True, disable=True, create_directories=True
         )
         write["datatype"].setValue("32 bit float")
         write["compression"].setValue("Zip (1 scanline)")
         write["channels"].setValue("rgba")
-        write.setInput(0, plate)
+        write.setInput(0, to_format)
         nuke.nodes.Read(name="Restored", raw=True, before="black", after="black")
         nuke.nodes.Output(name="Output1").setInput(0, plate)
-    refresh_choices(group)
     return group
 
 
@@ -107,33 +133,78 @@ def restore(group: nuke.Node) -> None:
         nuke.message(f"{name} is already restoring; cancel it in the progress bar first.")
         return
     try:
-        job, cache = _job(group)
-        write = _inner(group, "RenderInput")
+        job, cache, cache_text = _job(group)
+        done = finished_result(job, cache)
+        if done is None:
+            _render_input(group, job, cache)
     except RRTNError as exc:
         _status(group, f"Error: {exc}")
         nuke.message(f"RRTN Restore: {exc}")
         return
-    done = finished_result(job, cache)
     if done is not None:
-        _show(group, job, done)
+        _show(group, job, done.pattern, cache, cache_text)
         _status(group, f"Up to date: frames {job.first}-{job.last} (nothing changed)")
         return
+    thread = JobThread(job, cache).start()
+    _running[name] = thread
+    _status(group, f"Restoring frames {job.first}-{job.last} on {job.settings.server}")
+    threading.Thread(
+        target=_watch, args=(group, job, thread, cache, cache_text), daemon=True
+    ).start()
+
+
+def farm(group: nuke.Node) -> None:
+    """The Farm job button: render the input beside the script and write an Open Job
+    Description bundle (``rrtn-plugin farm openjd``) restoring it; the Read shows the frames
+    as the farm writes them."""
+    try:
+        job, cache, cache_text = _job(group)
+        program = find_program(host="Nuke")
+        _render_input(group, job, cache)
+        bundle = write_farm_bundle(job, cache, program=program, model=farm_model())
+    except RRTNError as exc:
+        _status(group, f"Error: {exc}")
+        nuke.message(f"RRTN Restore: {exc}")
+        return
+    _show(group, job, job.output_pattern(cache), cache, cache_text)
+    _status(group, f"Farm job written: submit it with 'deadline bundle submit {bundle}'")
+
+
+def update_status(group: nuke.Node | None = None) -> None:
+    """updateUI callback: say "Out of date" when the input or settings no longer match the
+    frames the Read shows (a moved node does not count; an edited expression or group does)."""
+    group = group or nuke.thisNode()
+    knob = group.knob("rrtn_key")
+    if knob is None or not knob.value() or group.fullName() in _running:
+        return
+    try:
+        current = _job(group)[0].key()
+    except Exception:  # a broken input is a changed input; never an error on every redraw
+        current = ""
+    status = str(group["status"].value())
+    if current != knob.value() and not status.startswith("Out of date"):
+        _status(group, "Out of date: the input or settings changed; press Restore")
+        group["label"].setValue("out of date")
+    elif current == knob.value() and status.startswith("Out of date"):
+        _status(group, "Up to date")
+        group["label"].setValue("")
+
+
+def _render_input(group: nuke.Node, job: RestoreJob, cache: Path) -> None:
+    """Write the input's context frames, cropped to its format, where the job reads them."""
+    crop, write = _inner(group, "ToFormat"), _inner(group, "RenderInput")
+    crop["box"].setValue((0, 0, job.width, job.height))  # the format: bbox = frame
     write["file"].setValue(job.rendered_input(cache).replace("\\", "/"))
     write["disable"].setValue(False)
     try:
         nuke.execute(write, job.context_first, job.context_last)
     except RuntimeError as exc:
-        _status(group, f"Error: rendering the input failed: {exc}")
-        return
+        raise RRTNError(f"rendering the input failed: {exc}") from None
     finally:
         write["disable"].setValue(True)
-    thread = JobThread(job, cache).start()
-    _running[name] = thread
-    _status(group, f"Restoring frames {job.first}-{job.last} on {job.settings.server}")
-    threading.Thread(target=_watch, args=(group, job, thread), daemon=True).start()
 
 
-def _watch(group: nuke.Node, job: RestoreJob, thread: JobThread) -> None:
+def _watch(group: nuke.Node, job: RestoreJob, thread: JobThread, *where: Any) -> None:
     """Worker: mirror the job's progress in a ProgressTask; hand the end to the main thread."""
     task = nuke.ProgressTask(f"RRTN Restore {group.name()}")
     while not thread.finished(0.2):
@@ -142,31 +213,36 @@ def _watch(group: nuke.Node, job: RestoreJob, thread: JobThread) -> None:
         if task.isCancelled():
             thread.cancel()
     del task
-    nuke.executeInMainThread(_finish, args=(group, job, thread))
+    nuke.executeInMainThread(_finish, args=(group, job, thread, *where))
 
 
-def _finish(group: nuke.Node, job: RestoreJob, thread: JobThread) -> None:
+def _finish(group: nuke.Node, job: RestoreJob, thread: JobThread, *where: Any) -> None:
+    _running.pop(group.fullName(), None)
     if thread.error is not None or thread.result is None:
         _status(group, f"Error: {thread.error}")
         return
-    _show(group, job, thread.result)
-    result = thread.result
+    result: JobResult = thread.result
+    _show(group, job, result.pattern, *where)
     warning = (
         f"; NaN/Inf in frames {list(result.nonfinite_frames)}" if result.nonfinite_frames else ""
     )
     _status(group, f"Restored frames {job.first}-{job.last} in {result.seconds:.1f} s{warning}")
 
 
-def _show(group: nuke.Node, job: RestoreJob, result: JobResult) -> None:
-    """Point the inner Read at the restored frames and the Output at the Read."""
+def _show(group: nuke.Node, job: RestoreJob, pattern: str, cache: Path, cache_text: str) -> None:
+    """Point the inner Read at the restored frames (through the cache folder as the user sees
+    it: relative to the script when beside it) and the Output at the Read."""
     read = _inner(group, "Restored")
-    read["file"].setValue(result.pattern.replace("\\", "/"))
+    relative = Path(pattern).relative_to(cache).as_posix()
+    read["file"].setValue(f"{cache_text.rstrip('/')}/{relative}")
     for knob in ("first", "origfirst"):
         read[knob].setValue(job.first)
     for knob in ("last", "origlast"):
         read[knob].setValue(job.last)
     # No reload needed: a result's folder is named by its key, so new content has a new path.
     _inner(group, "Output1").setInput(0, read)
+    group["rrtn_key"].setValue(job.key())
+    group["label"].setValue("")
 
 
 def _inner(group: nuke.Node, name: str) -> nuke.Node:
@@ -178,8 +254,9 @@ def _inner(group: nuke.Node, name: str) -> nuke.Node:
     return node
 
 
-def _job(group: nuke.Node) -> tuple[RestoreJob, Path]:
-    """The restore the knobs describe; raises RRTNError for what the user must change."""
+def _job(group: nuke.Node) -> tuple[RestoreJob, Path, str]:
+    """The restore the knobs describe, its cache folder and that folder as the Read's path
+    should name it; raises RRTNError for what the user must change."""
     source = group.input(0)
     if source is None:
         raise RRTNError("connect the node's input to the plate to restore")
@@ -197,44 +274,37 @@ def _job(group: nuke.Node) -> tuple[RestoreJob, Path]:
         available=available,
         name=group.name(),
         input="",
-        width=source.width(),
-        height=source.height(),
-        identity=_upstream_identity(source, available),
+        width=source.format().width(),  # the frame, not the bbox: the Write crops to it
+        height=source.format().height(),
+        identity=upstream_identity(source, (first, last)),
         settings=_settings(group),
     )
-    return job, Path(group["cache"].value() or default_cache_root() / "nuke")
+    return (job, *_cache(group))
+
+
+def _cache(group: nuke.Node) -> tuple[Path, str]:
+    """The cache folder and its text for the Read: the knob when set (TCL allowed), else
+    the shared rule: ``$RRTN_CACHE/nuke``, else ``rrtn_cache`` beside the saved script, named
+    relative to the script when it lies beside it."""
+    knob = group["cache"]
+    text = str(knob.value()).strip()
+    evaluated = str(knob.evaluate()) if text and isinstance(knob, nuke.File_Knob) else text
+    script = str(nuke.root()["name"].value())
+    folder = result_root(evaluated, os.environ.get("RRTN_CACHE", ""), script, RESULTS)
+    return folder, text or document_path(folder, script, prefix=SCRIPT_FOLDER).replace("\\", "/")
 
 
 def _settings(group: nuke.Node) -> HostSettings:
     model = group["model"].value()
+    colorspace = str(group["colorspace"].value()).strip() or working_space()
     return replace(
         HostSettings(),
         server=group["server"].value().strip(),
         model="" if model == SERVER_DEFAULT_MODEL else model,
         passes=int(group["passes"].value()),
         aovs=tuple(aov for aov in AOVS if group[f"aov_{aov}"].value()),
-        input_colorspace=group["colorspace"].value().strip(),
+        input_colorspace=script_colorspace(colorspace),
     )
-
-
-def _upstream_identity(node: nuke.Node, frames: tuple[int, int]) -> str:
-    """What the input's pixels depend on: every upstream node's knobs, and Reads' files."""
-    digest = hashlib.blake2b(digest_size=16)
-    seen: set[str] = set()
-    pending = [node]
-    while pending:
-        current = pending.pop()
-        if current.fullName() in seen:
-            continue
-        seen.add(current.fullName())
-        digest.update(f"{current.Class()} {current.fullName()}\n".encode())
-        digest.update(current.writeKnobs(nuke.WRITE_ALL | nuke.TO_SCRIPT).encode())
-        if current.Class() == "Read":
-            digest.update(
-                files_identity(current["file"].value(), range(frames[0], frames[1] + 1)).encode()
-            )
-        pending += current.dependencies(nuke.INPUTS | nuke.HIDDEN_INPUTS)
-    return digest.hexdigest()
 
 
 def _input_range(group: nuke.Node) -> tuple[int, int]:
@@ -243,14 +313,6 @@ def _input_range(group: nuke.Node) -> tuple[int, int]:
         return source.firstFrame(), source.lastFrame()
     root = nuke.root()
     return int(root["first_frame"].value()), int(root["last_frame"].value())
-
-
-def _working_space() -> str:
-    """The script's working space: the frames are written raw, so they are in it."""
-    root = nuke.root()
-    if root["colorManagement"].value() == "OCIO":
-        return str(root["workingSpaceLUT"].value())
-    return "lin_rec709"  # Nuke's own colour management works in linear sRGB primaries
 
 
 def _status(group: nuke.Node, text: str) -> None:

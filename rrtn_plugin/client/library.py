@@ -23,7 +23,6 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import grpc
 import numpy as np
 
 from rrtn_plugin.atomic import atomic_output
+from rrtn_plugin.progress import Progress
 from rrtn_plugin.protocol.framing import (
     DEFAULT_ADDRESS,
     MAX_MESSAGE_BYTES,
@@ -65,17 +65,6 @@ class ServerError(Exception):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Work advancing on the server: pass (0 for reading/writing), stage, done of total."""
-
-    pass_number: int
-    stage: str
-    done: int
-    total: int
-    frame: int | None
 
 
 class Cancel:
