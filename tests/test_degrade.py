@@ -1,8 +1,10 @@
-"""Film-damage synthesis: each kind of damage, its ground-truth mask, seeds, and files."""
+"""Film-damage synthesis: each kind of damage, its ground-truth mask, the target a restorer
+should return, seeds and files; the varied training footage (exposures, moving objects)."""
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +18,15 @@ from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.frames.image import read_pixels, write_image
 from rrtn_plugin.synth import DamageParams, degrade_clip, sample_damage
 from rrtn_plugin.synth.damage_files import degrade_sequence
+from rrtn_plugin.synth.footage import (
+    HELD_OUT_STILLS,
+    LOOKS,
+    TRAINING_STILLS,
+    Exposure,
+    add_sprites,
+    draw_exposure,
+    training_clip,
+)
 from rrtn_plugin.synth.samples import panning_clip
 
 NONE = DamageParams(
@@ -188,3 +199,116 @@ def test_degrade_command_damages_files_and_writes_the_mask(
         degrade_sequence(
             tmp_path / "clean" / "shot.####.exr", tmp_path / "clean" / "shot.####.exr", seed=0
         )
+
+
+def test_the_target_keeps_the_prints_look_and_drops_the_damage() -> None:
+    clean = torch.linspace(0, 1, 64).repeat(6, 48, 1)
+    # no damage: the target is the clean clip
+    assert torch.allclose(degrade_clip(clean, seed=1, params=NONE).target, clean, atol=1e-6)
+    # fading is the print's look: the target is faded as the frames are
+    faded = degrade_clip(clean, seed=1, params=replace(NONE, fade=0.8))
+    assert torch.allclose(faded.target, faded.frames, atol=1e-6)
+    assert float(faded.target[0, 0, 0]) == pytest.approx(0.2, abs=1e-6)
+    # so is the print's softness; its per-frame wobble is not
+    edge = (clean > 0.5).float()
+    soft = degrade_clip(edge, seed=1, params=replace(NONE, blur=1.0))
+    assert float((soft.target - edge).abs().max()) > 0.2
+    assert 0 < float((soft.frames - soft.target).abs().max()) < 0.1
+    # everything else is damage: dust, scratches, grain are not in the target
+    worn = replace(NONE, dust_per_mpx=20000, scratches=2, grain=0.05)
+    damaged = degrade_clip(clean, seed=2, params=worn)
+    assert torch.allclose(damaged.target, clean, atol=1e-6)
+    assert float((damaged.frames - clean).abs().mean()) > 0.02
+
+
+def test_flicker_moves_frames_around_the_clips_own_level() -> None:
+    clean = torch.full((8, 16, 16), 0.4)
+    params = replace(NONE, flicker=0.05, contrast_flicker=0.05, flicker_correlation=0.0)
+    for seed in range(5):
+        damaged = degrade_clip(clean, seed=seed, params=params)
+        levels = damaged.frames.flatten(1).mean(1)
+        assert float(levels.std()) > 0.01  # it flickers
+        assert float(levels.mean()) == pytest.approx(0.4, abs=1e-5)  # around the clip's level
+        assert torch.allclose(damaged.target, clean, atol=1e-6)
+
+
+def test_flicker_correlation_sets_how_slowly_it_drifts() -> None:
+    clean = torch.full((200, 4, 4), 0.5)
+
+    def lag_one(correlation: float) -> float:
+        params = replace(NONE, flicker=0.03, flicker_correlation=correlation)
+        levels = degrade_clip(clean, seed=0, params=params).frames.flatten(1).mean(1)
+        return float(torch.corrcoef(torch.stack([levels[1:], levels[:-1]]))[0, 1])
+
+    assert abs(lag_one(0.0)) < 0.2
+    assert lag_one(0.8) > 0.6
+    with pytest.raises(ValueError, match="flicker_correlation"):
+        DamageParams(flicker_correlation=1.0)
+
+
+def test_every_offline_still_not_held_out_is_training_footage() -> None:
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    stills = {p.stem for p in folder.iterdir() if p.suffix in (".png", ".jpg")}
+    expected = stills - set(HELD_OUT_STILLS) - {"chessboard_RGB"}  # the grey one is kept
+    assert set(TRAINING_STILLS) == expected
+    assert not set(TRAINING_STILLS) & set(HELD_OUT_STILLS)
+
+
+@pytest.mark.parametrize("look", LOOKS)
+def test_exposures_give_each_look_its_range(look: str) -> None:
+    ramp = torch.linspace(0, 1, 101)
+    generator = torch.Generator().manual_seed(4)
+    for _ in range(10):
+        exposure = draw_exposure(generator, look)
+        toned = exposure.apply(ramp)
+        assert bool((toned[1:] >= toned[:-1]).all())  # a tone curve keeps the order
+        low, mid, high = float(toned[0]), float(toned[50]), float(toned[-1])
+        if look == "dark":
+            assert high <= 0.6
+        elif look == "low-key":
+            assert mid < 0.4 * high
+        elif look == "low-contrast":
+            assert low >= 0.15
+            assert high - low <= 0.65
+        elif look == "high-key":
+            assert low >= 0.2
+            assert mid > 0.6
+        else:
+            assert low <= 0.05
+            assert high >= 0.9
+    with pytest.raises(ValueError, match="look"):
+        draw_exposure(generator, "sepia")
+    with pytest.raises(ValueError, match="black"):
+        Exposure(black=0.5, white=0.4, gamma=1.0)
+
+
+def test_sprites_move_on_their_own_over_a_still_view() -> None:
+    background = torch.full((6, 64, 80), 0.5)
+    moved = add_sprites(background, count=1, generator=torch.Generator().manual_seed(3))
+    covered = (moved - background).abs() > 1e-3
+    assert bool(covered.any(dim=(1, 2)).sum() >= 4)  # on screen most of the clip
+    centres = []
+    for frame in covered:
+        if frame.sum() > 20:
+            ys, xs = frame.nonzero(as_tuple=True)
+            centres.append((float(ys.float().mean()), float(xs.float().mean())))
+    steps = [math.dist(a, b) for a, b in itertools.pairwise(centres)]
+    assert steps
+    assert 0.3 < sum(steps) / len(steps) < 6  # 0.5–4 px a frame, give or take its edges
+
+
+def test_training_clips_are_varied_and_reproducible() -> None:
+    def clip(seed: int) -> torch.Tensor:
+        return training_clip(torch.Generator().manual_seed(seed), frames=4, height=48, width=48)
+
+    assert torch.equal(clip(1), clip(1))
+    clips = [clip(seed) for seed in range(24)]
+    assert all(c.shape == (4, 48, 48) for c in clips)
+    assert all(float(c.min()) >= 0 and float(c.max()) <= 1 for c in clips)
+    means = torch.tensor([float(c.mean()) for c in clips])
+    assert float(means.min()) < 0.2  # dark clips
+    assert float(means.max()) > 0.6  # bright ones
+    spans = torch.tensor([float(c.quantile(0.95) - c.quantile(0.05)) for c in clips])
+    assert float(spans.min()) < 0.25  # flat, low-contrast ones

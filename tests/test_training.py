@@ -13,8 +13,15 @@ from rrtn_plugin.cli import main
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.frames.image import write_image
 from rrtn_plugin.frames.sequence import parse_pattern
-from rrtn_plugin.model import RRTNConfig, load_rrtn, read_metadata
-from rrtn_plugin.training.train import TrainProgress, TrainSettings, cosine_lr, train
+from rrtn_plugin.model import RRTNConfig, build_rrtn, load_rrtn, read_metadata
+from rrtn_plugin.training.train import (
+    Footage,
+    TrainProgress,
+    TrainSettings,
+    cosine_lr,
+    train,
+    training_batch,
+)
 
 TINY = RRTNConfig(
     num_feat=4,
@@ -56,9 +63,15 @@ def test_a_tiny_run_saves_a_loadable_checkpoint_with_metadata(tmp_path: Path) ->
     assert meta["stage"] == "first"
     assert meta["steps"] == "3"
     assert "scikit-image stills" in meta["trained_on"]
-    assert "degrade" in meta["trained_on"]
-    # training moved the weights off the identity start
-    assert float(model.conv_last.weight.abs().max()) > 0
+    assert "rrtn_plugin.synth" in meta["trained_on"]
+    assert "moving objects and drawn exposures" in meta["trained_on"]
+    assert meta["target"].startswith("the clip's own tone")
+    # training moved the weights off the seeded start (the same build the run started from)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        start = build_rrtn(TINY)
+    moved = (model.conv_last.weight - start.conv_last.weight).detach().abs().max()
+    assert float(moved) > 1e-6
 
 
 def test_resuming_an_interrupted_run_gives_the_same_weights(tmp_path: Path) -> None:
@@ -170,3 +183,22 @@ def test_fine_tuning_an_official_checkpoint_keeps_its_raft_frozen(
         if name.startswith("flow_net."):
             assert torch.equal(a, b), name
     assert not torch.equal(before.conv_last.weight, tuned.conv_last.weight)
+
+
+def test_each_steps_data_is_fixed_and_its_target_keeps_the_clips_tone(tmp_path: Path) -> None:
+    settings = tiny(tmp_path, batch=8, frames=4, crop=48)
+    footage = Footage((), frames=4, crop=48, input_colorspace=None)
+    lq, target = training_batch(footage, settings, 7, None)
+    again, same = training_batch(footage, settings, 7, None)
+    assert torch.equal(lq, again)
+    assert torch.equal(target, same)
+    other, _ = training_batch(footage, settings, 8, None)
+    assert not torch.equal(lq, other)
+    assert lq.shape == target.shape == (8, 4, 1, 48, 48)
+    # the target is the damaged clip's own tone (fade kept, flicker zero-mean), not a re-graded
+    # clean clip: over a clip, input and target agree in level
+    shift = ((lq - target) / 2).mean(dim=(1, 2, 3, 4))
+    assert float(shift.abs().max()) < 0.03
+    # and the footage is varied: dark and bright clips in one batch
+    levels = (target + 1) / 2
+    assert float(levels.mean(dim=(1, 2, 3, 4)).max() - levels.mean(dim=(1, 2, 3, 4)).min()) > 0.2

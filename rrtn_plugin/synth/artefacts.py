@@ -74,7 +74,7 @@ def draw_specks(
         along = dx * math.cos(angle) + dy * math.sin(angle)
         across = (dy * math.cos(angle) - dx * math.sin(angle)) * aspect
         theta = torch.atan2(across, along)
-        ragged = 1.0
+        ragged = torch.ones_like(theta)
         for harmonic in (2, 3, 5):
             ragged = ragged + uniform(generator, 0, 0.25) * torch.cos(
                 harmonic * theta + uniform(generator, 0, 2 * math.pi)

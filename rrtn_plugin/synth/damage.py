@@ -1,5 +1,13 @@
 """Damaging a whole clip: fading and flicker of the stock, structured damage on the film, then
-the blur, grain and compression of printing, scanning and transfer."""
+the blur, grain and compression of printing, scanning and transfer.
+
+What a restorer should give back is not the clean clip but :attr:`DamagedClip.target`: the clean
+clip with the print's look that is the same in every frame (its fade and its softness). Only
+what changes from frame to frame or sits on the film is damage: flicker around the clip's own
+level (its clip mean is zero), dust, dirt, hairs, scratches, grain, the per-frame wobble of the
+blur and compression. A network trained towards ``target`` learns to remove damage, not to
+re-grade the picture (issue 17: fading undone on every dark shot).
+"""
 
 from __future__ import annotations
 
@@ -26,11 +34,14 @@ class DamagedClip:
         frames: (T, H, W) or (T, H, W, C) float32 in [0, 1], display-referred.
         mask: (T, H, W) bool, pixels under dust, dirt, hairs or scratches.
         params: the clip's damage parameters.
+        target: like ``frames``: the clean clip with the print's own look (fade, blur at the
+            clip's sigma), without any damage: what restoration should return.
     """
 
     frames: torch.Tensor
     mask: torch.Tensor
     params: DamageParams
+    target: torch.Tensor
 
 
 def degrade_clip(
@@ -48,12 +59,15 @@ def degrade_clip(
         params: the clip's damage; drawn with :func:`sample_damage` when not given.
 
     Colour clips get the same damage on every channel (the film's damage is not coloured).
+    The result's ``target`` keeps the clip's tone (fade) and softness (blur): only damage is
+    what a restorer should remove.
     """
     if clean.ndim not in (3, 4) or min(clean.shape[:3]) < 1:
         raise ValueError(f"expected a (T, H, W) or (T, H, W, C) clip, got {tuple(clean.shape)}")
     if (seed is None) == (generator is None):
         raise ValueError("give exactly one of seed and generator")
-    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    gen = generator if seed is None else torch.Generator().manual_seed(seed)
+    assert gen is not None  # exactly one of the two was given
     p = params if params is not None else sample_damage(gen)
     frames = clean.float().cpu()
     if frames.ndim == 3:
@@ -62,8 +76,11 @@ def degrade_clip(
     x = frames.permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
 
     x = 1 - (1 - x) * p.fade  # faded dyes: blacks rise, the clear base stays white
-    offsets = _correlated_noise(t, p.flicker, gen)
-    gains = 1 + _correlated_noise(t, p.contrast_flicker, gen)
+    target = torch.stack([gaussian_blur(frame, p.blur) for frame in x]).clamp(0, 1)
+    # Flicker moves frames around the clip's own level: zero mean over the clip.
+    offsets = _correlated_noise(t, p.flicker, p.flicker_correlation, gen)
+    gains = _correlated_noise(t, p.contrast_flicker, p.flicker_correlation, gen)
+    offsets, gains = offsets - offsets.mean(), 1 + gains - gains.mean()
     x = (x - 0.5) * gains.view(t, 1, 1, 1) + 0.5 + offsets.view(t, 1, 1, 1)
 
     scratches = [
@@ -89,15 +106,17 @@ def degrade_clip(
     for i in range(t):
         sigma = p.blur * (1 + 0.2 * (2 * float(torch.rand((), generator=gen)) - 1))
         x[i] = gaussian_blur(x[i], sigma)
-    x = x + p.grain * _grain(x, gen)
+    x = x + p.grain * grain_noise(x, gen)
     x = x.clamp(0, 1)
     if p.jpeg_quality:
         x = _jpeg(x, p.jpeg_quality)
 
-    out = x.permute(0, 2, 3, 1)
+    out, target = x.permute(0, 2, 3, 1), target.permute(0, 2, 3, 1)
     if clean.ndim == 3:
-        out = out[..., 0]
-    return DamagedClip(frames=out.contiguous(), mask=torch.stack(masks), params=p)
+        out, target = out[..., 0], target[..., 0]
+    return DamagedClip(
+        frames=out.contiguous(), mask=torch.stack(masks), params=p, target=target.contiguous()
+    )
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -115,7 +134,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[0]
 
 
-def _grain(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def grain_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Film grain for (T, C, H, W): clumped (slightly blurred) monochrome noise of unit
     strength at mid-grey, weaker in deep shadows and highlights."""
     t, _, h, w = x.shape
@@ -126,11 +145,14 @@ def _grain(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return noise * (0.3 + 2.8 * level * (1 - level))
 
 
-def _correlated_noise(frames: int, std: float, gen: torch.Generator) -> torch.Tensor:
-    """(frames,) Gaussian values of standard deviation ``std``, correlated frame to frame."""
+def _correlated_noise(
+    frames: int, std: float, correlation: float, gen: torch.Generator
+) -> torch.Tensor:
+    """(frames,) Gaussian values of standard deviation ``std``, each frame's carrying
+    ``correlation`` of the previous one's (a first-order autoregression)."""
     values = torch.randn(frames, generator=gen)
     for i in range(1, frames):
-        values[i] = 0.5 * values[i - 1] + math.sqrt(0.75) * values[i]
+        values[i] = correlation * values[i - 1] + math.sqrt(1 - correlation**2) * values[i]
     return std * values
 
 
@@ -151,6 +173,8 @@ def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
         if not ok:
             raise RuntimeError("OpenCV could not encode JPEG")
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if decoded is None:
+            raise RuntimeError("OpenCV could not decode the JPEG it encoded")
         decoded = decoded.reshape(codes.shape)
         if decoded.shape[2] == 3:
             decoded = decoded[..., ::-1]

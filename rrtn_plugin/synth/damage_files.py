@@ -67,7 +67,7 @@ def degrade_sequence(
         else:
             result[..., color.indices[0]] = linear.mean(axis=2)
         untouched = np.zeros((*result.shape[:2], 0), np.float32)
-        pipeline.write(RenderedFrame(info, result, [], untouched, untouched), out, number)
+        pipeline.write(RenderedFrame(info, result, [], untouched), out, number)
     if mask_out is not None:
         mask_out.path(numbers[0]).parent.mkdir(parents=True, exist_ok=True)
         for number, plane in zip(numbers, damaged.mask.numpy(), strict=True):

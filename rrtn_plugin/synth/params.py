@@ -19,11 +19,17 @@ class DamageParams:
         hairs_per_frame: hairs and fibres per frame (Poisson mean).
         scratches: persistent vertical line scratches in the clip.
         scratch_drift: how far a scratch wanders sideways per frame, px (random walk step).
-        flicker: standard deviation of the per-frame brightness offset.
-        contrast_flicker: standard deviation of the per-frame contrast gain around 1.
+        flicker: standard deviation of the per-frame brightness offset (zero mean over the clip:
+            flicker moves frames around the clip's own level, never the level itself).
+        contrast_flicker: standard deviation of the per-frame contrast gain around 1 (its clip
+            mean is 1).
+        flicker_correlation: how much of one frame's flicker carries into the next (0: each
+            frame independent; 0.5: slow drifts as well as frame-to-frame jumps).
         fade: contrast kept by the faded print: blacks rise to 1 − fade, white stays (1 = none).
+            The same in every frame, so it is the print's look and stays in the target.
         grain: standard deviation of the film grain at mid-grey.
-        blur: Gaussian blur sigma of the print/scan, px (varies ±20 % per frame).
+        blur: Gaussian blur sigma of the print/scan, px. The target keeps this softness; the
+            ±20 % per-frame variation around it is damage.
         jpeg_quality: quality of the compression pass, or 0 for none.
     """
 
@@ -35,6 +41,7 @@ class DamageParams:
     scratch_drift: float = 0.3
     flicker: float = 0.02
     contrast_flicker: float = 0.03
+    flicker_correlation: float = 0.5
     fade: float = 0.9
     grain: float = 0.03
     blur: float = 0.6
@@ -55,6 +62,10 @@ class DamageParams:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if not 0 <= self.bright_dust <= 1 or not 0 < self.fade <= 1:
             raise ValueError("bright_dust must be in [0, 1] and fade in (0, 1]")
+        if not 0 <= self.flicker_correlation < 1:
+            raise ValueError(
+                f"flicker_correlation must be in [0, 1), got {self.flicker_correlation}"
+            )
         if self.scratches < 0 or not 0 <= self.jpeg_quality <= 100:
             raise ValueError("scratches must be ≥ 0 and jpeg_quality in [0, 100]")
 
@@ -80,8 +91,9 @@ def sample_damage(generator: torch.Generator) -> DamageParams:
         hairs_per_frame=draw(0.0, 0.8),
         scratches=int(torch.randint(0, 4, (), generator=generator)),
         scratch_drift=draw(0.0, 0.8),
-        flicker=draw(0.0, 0.04),
-        contrast_flicker=draw(0.0, 0.05),
+        flicker=draw(0.0, 0.05),
+        contrast_flicker=draw(0.0, 0.06),
+        flicker_correlation=draw(0.0, 0.8),
         fade=draw(0.8, 1.0),
         grain=draw(0.01, 0.06),
         blur=draw(0.0, 1.2),

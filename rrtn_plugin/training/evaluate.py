@@ -1,4 +1,5 @@
-"""Measuring restoration quality: damaged/clean pairs, a classical baseline, a results table.
+"""Measuring restoration quality: damaged/clean pairs, a classical baseline, a results table,
+and the same on real old film.
 
 :func:`held_out_clips` films the held-out stills (never used in training) with a synthetic
 camera and damages them; :func:`sequence_pair` reads a user's damaged and clean sequences.
@@ -9,20 +10,38 @@ changed by more than ``CHANGED`` against the true damage mask.
 The methods compared by ``rrtn-plugin evaluate``: the damaged input itself, a motion-compensated
 temporal median (:func:`temporal_median`, the classical dust-busting filter), and the model run
 through the clip engine (windows, padding, recursion) as in production.
+
+Real film (:func:`real_film_report`): the two public-domain films of ``../shared/clips``
+(:func:`shared_clips_folder`; absent elsewhere, and then skipped with a reason), cropped small,
+damaged by :class:`FilmDamage` (an evaluation-only damage model the training never used) in
+several draws, plus the films with no damage (the output's mean and median shift and warp
+error against the input's), a clip with a cut and one with a flash (:func:`real_film_cases`).
+Each method is scored against the film itself (:func:`evaluate_real_film`); the tables come
+from :func:`format_real_film` and a before/after strip image from :func:`write_strip`.
+:func:`staged_method` runs the model with the stages after it (cuts, tone guard, repair mode).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
+from rrtn_plugin.atomic import atomic_output
+from rrtn_plugin.color import LUMA_WEIGHTS
 from rrtn_plugin.engine import RestoreOptions, restore_clip
-from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.engine.cuts import Shots, detect_shots
+from rrtn_plugin.engine.repair import damage_mask, repair
+from rrtn_plugin.engine.tone import ToneGuard, guard_tone
+from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.frames.pipeline import FramePipeline
 from rrtn_plugin.frames.plan import check_headers
@@ -88,10 +107,25 @@ class Row:
 
 
 def held_out_clips(
-    *, frames: int = 12, height: int = 128, width: int = 160, per_still: int = 4, seed: int = 0
+    *,
+    frames: int = 12,
+    height: int = 128,
+    width: int = 160,
+    per_still: int = 4,
+    seed: int = 0,
+    reference: str = "target",
 ) -> list[EvalClip]:
-    """Damaged/clean clips filmed off the held-out stills; the same seed gives the same clips."""
-    clips = []
+    """Damaged/clean clips filmed off the held-out stills; the same seed gives the same clips.
+
+    With ``reference`` ``target`` (the default) the clean clip is the damage's target
+    (:attr:`~rrtn_plugin.synth.DamagedClip.target`): the filmed still with the print's own fade
+    and softness, so a method is not rewarded for re-grading the shot (undoing the fade), only
+    for removing damage and flicker. ``clean``: the filmed still itself, as measured before
+    issue 17 (which rewarded undoing the fade).
+    """
+    if reference not in ("target", "clean"):
+        raise RRTNError(f"reference must be 'target' or 'clean', got {reference!r}")
+    clips: list[EvalClip] = []
     for name in HELD_OUT_STILLS:
         for k in range(per_still):
             generator = torch.Generator().manual_seed(seed * 1000 + 17 * k + len(clips))
@@ -99,7 +133,8 @@ def held_out_clips(
                 load_still(name), frames=frames, height=height, width=width, generator=generator
             )
             damaged = degrade_clip(clean, generator=generator)
-            clips.append(EvalClip(f"{name}-{k}", clean, damaged.frames, damaged.mask))
+            truth = damaged.target if reference == "target" else clean
+            clips.append(EvalClip(f"{name}-{k}", truth, damaged.frames, damaged.mask))
     return clips
 
 
@@ -263,3 +298,384 @@ def _mean(values: Sequence[float]) -> float:
 
 def _pct(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.1f} %"
+
+
+# --- Real film ---------------------------------------------------------------------------------
+
+REAL_FILMS = ("a_trip_down_market_street_before_the_fire", "the_great_train_robbery")
+"""The real old-film clips of ``../shared/clips`` (368×480 PNG frames), in this order."""
+SHORT_NAMES = {
+    "a_trip_down_market_street_before_the_fire": "market street",
+    "the_great_train_robbery": "train robbery",
+}
+
+
+def shared_clips_folder() -> Path | None:
+    """``$RRTN_SHARED/clips`` or ``../shared/clips`` beside the checkout, if it holds the real
+    films; None otherwise (callers skip the real-film evaluation and say why)."""
+    root = os.environ.get("RRTN_SHARED")
+    shared = Path(root) if root else Path(__file__).resolve().parents[3] / "shared"
+    folder = shared / "clips"
+    if all((folder / name).is_dir() for name in REAL_FILMS):
+        return folder
+    return None
+
+
+def load_real_film(
+    folder: Path,
+    name: str,
+    *,
+    frames: int = 12,
+    height: int = 128,
+    width: int = 160,
+    start: int = 0,
+) -> torch.Tensor:
+    """(frames, height, width) luminance in [0, 1] of a real clip: frames ``start``… of
+    ``folder/name/*.png``, cropped at the frame's centre (8-bit sRGB PNG: display-referred)."""
+    paths = sorted((folder / name).glob("*.png"))[start : start + frames]
+    if len(paths) < frames:
+        raise RRTNError(
+            f"{folder / name}: {len(paths)} PNG frames from {start}, need {frames}",
+            kind=ErrorKind.NOT_FOUND,
+        )
+    weights = torch.from_numpy(LUMA_WEIGHTS).float()
+    out = []
+    for path in paths:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise RRTNError(f"{path}: cannot read", kind=ErrorKind.INVALID_INPUT)
+        h, w = bgr.shape[:2]
+        if h < height or w < width:
+            raise RRTNError(f"{path}: {w}x{h} is smaller than the {width}x{height} crop")
+        top, left = (h - height) // 2, (w - width) // 2
+        rgb = torch.from_numpy(np.ascontiguousarray(bgr[top : top + height, left : left + width]))
+        out.append(rgb.flip(-1).float().div(255) @ weights)
+    return torch.stack(out).clamp(0, 1)
+
+
+@dataclass
+class FilmDamage:
+    """A film-damage model written for evaluation only, unlike :mod:`rrtn_plugin.synth` (which
+    trains the model) in every drawing, so that scores measure damage the model never saw.
+
+    Per frame: round dust specks (1–3 px, dark or bright), soft elliptic blotches (4–10 px),
+    a brightness offset drawn independently per frame (flicker), Gaussian grain; through the
+    clip: one vertical scratch that drifts sideways. Intensities in display-referred units.
+    """
+
+    specks: int = 12
+    blotches: int = 2
+    flicker: float = 0.03
+    grain: float = 0.025
+    scratch: bool = True
+
+    def apply(self, clip: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(damaged (T, H, W) in [0, 1], mask (T, H, W) bool of specks, blotches, scratch)."""
+        t, h, w = clip.shape
+        rng = np.random.default_rng(seed)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        out = clip.numpy().astype(np.float32).copy()
+        mask = np.zeros((t, h, w), bool)
+        x0, drift = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(-0.8, 0.8)
+        scratch_value = rng.choice([0.05, 0.95])
+        for i in range(t):
+            cover = np.zeros((h, w), np.float32)
+            value = np.zeros((h, w), np.float32)
+            spots = [(rng.uniform(0.6, 1.6),) * 2 for _ in range(rng.poisson(self.specks))]
+            spots += [
+                (rng.uniform(2, 5), rng.uniform(2, 5)) for _ in range(rng.poisson(self.blotches))
+            ]
+            for ry, rx in spots:
+                cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+                d = np.sqrt(((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2)
+                a = np.clip((1 - d) * min(ry, rx) + 0.5, 0, 1)
+                v = rng.uniform(0.0, 0.12) if rng.random() < 0.6 else rng.uniform(0.85, 1.0)
+                cover, value = np.maximum(cover, a), np.where(a > cover, v, value)
+            if self.scratch:
+                x = x0 + drift * i + rng.normal(0, 0.3)
+                a = np.clip(1.2 - np.abs(xs - x), 0, 1) * rng.uniform(0.5, 0.9)
+                cover, value = np.maximum(cover, a), np.where(a >= cover, scratch_value, value)
+            frame = out[i] + rng.normal(0, self.flicker)
+            frame = frame * (1 - cover) + value * cover
+            out[i] = frame + rng.normal(0, self.grain, (h, w))
+            mask[i] = cover > 0.25
+        return torch.from_numpy(np.clip(out, 0, 1)), torch.from_numpy(mask)
+
+
+@dataclass
+class FilmCase:
+    """One real-film test: ``reference`` (the film as it is) and what the methods get.
+
+    Attributes:
+        name: shown in the tables (clip, damage draw), unique.
+        kind: ``damaged`` (a smooth shot), ``cut`` (two films joined), ``flash`` (one
+            over-exposed frame inside a shot) or ``none`` (the film with no damage added).
+        reference, damaged: (T, H, W) in [0, 1].
+        mask: (T, H, W) bool, the added damage (None for ``none``).
+    """
+
+    name: str
+    kind: str
+    reference: torch.Tensor
+    damaged: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
+def real_film_cases(
+    folder: Path,
+    *,
+    frames: int = 12,
+    height: int = 128,
+    width: int = 160,
+    draws: int = 3,
+    seed: int = 0,
+    damage: FilmDamage | None = None,
+) -> list[FilmCase]:
+    """The real-film test set: per film ``draws`` damage draws on a smooth shot, the film with
+    no damage, and (when ``draws`` > 0) one clip with a cut (the first half of one film, the
+    second of the other, damaged) and one with a flash (a frame in the middle over-exposed in
+    the reference too, then damaged)."""
+    model = damage or FilmDamage()
+    films = {
+        name: load_real_film(folder, name, frames=frames, height=height, width=width)
+        for name in REAL_FILMS
+    }
+    cases = []
+    for k, (name, film) in enumerate(films.items()):
+        short = SHORT_NAMES[name]
+        for d in range(draws):
+            damaged, mask = model.apply(film, seed=seed * 1000 + 100 * k + d)
+            cases.append(FilmCase(f"{short}, draw {d}", "damaged", film, damaged, mask))
+        cases.append(FilmCase(f"{short}, no damage", "none", film, film))
+    if draws > 0:
+        a, b = films.values()
+        half = frames // 2
+        joined = torch.cat([a[:half], b[half:]])
+        damaged, mask = model.apply(joined, seed=seed * 1000 + 900)
+        cases.append(FilmCase("cut (market street | train robbery)", "cut", joined, damaged, mask))
+        flashed = b.clone()
+        flashed[half] = 0.35 + 0.65 * flashed[half]
+        damaged, mask = model.apply(flashed, seed=seed * 1000 + 901)
+        cases.append(
+            FilmCase(f"flash (train robbery, frame {half})", "flash", flashed, damaged, mask)
+        )
+    return cases
+
+
+@dataclass
+class FilmScore:
+    """A method's result on one :class:`FilmCase`.
+
+    Attributes:
+        psnr: dB against the reference.
+        tone_shift, median_shift: mean and median of the output minus those of the input.
+        warp_error: of the output along the reference's motion (:func:`warp_error`).
+        frames: the output (kept for strips).
+    """
+
+    psnr: float
+    tone_shift: float
+    median_shift: float
+    warp_error: float
+    frames: torch.Tensor
+
+
+def evaluate_real_film(
+    cases: Sequence[FilmCase], methods: dict[str, Method]
+) -> dict[str, dict[str, FilmScore]]:
+    """Every method on every case: ``{case name: {method name: FilmScore}}``."""
+    scores: dict[str, dict[str, FilmScore]] = {}
+    for case in cases:
+        motion = clip_motion(case.reference) if case.reference.shape[0] > 1 else None
+        row = {}
+        for name, method in methods.items():
+            out = method(case.damaged).frames.clamp(0, 1)
+            row[name] = FilmScore(
+                psnr=psnr(out, case.reference),
+                tone_shift=float(out.mean() - case.damaged.mean()),
+                median_shift=float(out.median() - case.damaged.median()),
+                warp_error=warp_error(out, motion) if motion is not None else math.nan,
+                frames=out,
+            )
+        scores[case.name] = row
+    return scores
+
+
+def format_real_film(
+    cases: Sequence[FilmCase], scores: dict[str, dict[str, FilmScore]], *, baseline: str
+) -> str:
+    """Markdown tables of :func:`evaluate_real_film`'s scores.
+
+    First, PSNR in dB per damaged case (smooth shots, cut, flash): the first method's (the
+    damaged input) as is, every other method's with its gain over the first and over the
+    method named ``baseline`` (the temporal median). Then, per no-damage case and method, the
+    mean and median shift of the output from the input and its warp error."""
+    methods = list(next(iter(scores.values())))
+    lines = [
+        "| clip | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    damaged = [c for c in cases if c.kind != "none"]
+    for case in damaged:
+        row = scores[case.name]
+        first = row[methods[0]].psnr
+        cells = [f"{row[methods[0]].psnr:.2f}"]
+        for m in methods[1:]:
+            cells.append(
+                f"{row[m].psnr:.2f} ({row[m].psnr - first:+.2f} / "
+                f"{row[m].psnr - row[baseline].psnr:+.2f})"
+            )
+        lines.append(f"| {case.name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| clip, no damage | method | mean shift | median shift | warp error ×100 |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for case in (c for c in cases if c.kind == "none"):
+        for m in methods:
+            s = scores[case.name][m]
+            lines.append(
+                f"| {case.name} | {m} | {s.tone_shift:+.4f} | {s.median_shift:+.4f} | "
+                f"{100 * s.warp_error:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def staged_method(
+    first: RRTN,
+    second: RRTN | None,
+    options: RestoreOptions,
+    *,
+    cuts: bool = True,
+    guard: ToneGuard | None = None,
+    mode: str = "full",
+    strength: float = 1.0,
+) -> Method:
+    """The model with the stages after it, composed outside the engine: each shot
+    (:func:`~rrtn_plugin.engine.cuts.detect_shots`, with ``cuts``) restored on its own, the
+    tone guard (with ``guard``), then the repair ``mode`` at ``strength``.
+
+    What the engine will do once the stages are built into it; until then this measures them.
+    """
+
+    def run(damaged: torch.Tensor) -> MethodOutput:
+        shots = detect_shots(damaged) if cuts else Shots(frames=damaged.shape[0])
+        segments = shots.segments()
+        frames, masks = [], []
+        for start, stop in segments:
+            result = restore_clip(damaged[start:stop], first=first, second=second, options=options)
+            frames.append(result.frames)
+            masks.append(result.noise_mask)
+        out, noise = torch.cat(frames), torch.cat(masks)
+        if guard is not None:
+            out = guard_tone(damaged, out, segments=segments, guard=guard)
+        mask = damage_mask(noise) if mode == "defects" else None
+        out = repair(damaged, out, mode=mode, mask=mask, strength=strength)
+        return MethodOutput(out.clamp(0, 1), noise > CHANGED)
+
+    return run
+
+
+def write_strip(
+    path: str | Path,
+    case: FilmCase,
+    scores: dict[str, FilmScore],
+    *,
+    frame: int | None = None,
+    methods: Sequence[str] | None = None,
+    scale: int = 2,
+) -> Path:
+    """Write a before/after strip PNG: one frame of ``case`` as each method left it, then the
+    reference, side by side, each labelled with the method's name and PSNR (8-bit grey, each
+    tile enlarged ``scale`` times by pixel repetition). Returns the path.
+
+    Args:
+        frame: which frame (None: the middle one).
+        methods: which of ``scores`` and in what order (None: all).
+    """
+    t = case.reference.shape[0]
+    i = t // 2 if frame is None else frame
+    if not 0 <= i < t:
+        raise RRTNError(f"frame {i} is outside the case's {t} frames")
+    names = list(methods) if methods is not None else list(scores)
+    tiles = [(f"{n} {scores[n].psnr:.1f} dB", scores[n].frames[i]) for n in names]
+    tiles.append(("reference", case.reference[i]))
+    images = []
+    for label, image in tiles:
+        pixels = (image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+        header = np.full((22, pixels.shape[1]), 255, np.uint8)
+        text = label.replace("±", "+-").encode("ascii", "replace").decode()  # Hershey: ASCII
+        cv2.putText(header, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
+        images.append(np.concatenate([header, pixels]))
+        images.append(np.full((images[-1].shape[0], 4), 255, np.uint8))
+    strip = np.concatenate(images[:-1], axis=1)
+    ok, data = cv2.imencode(".png", strip)
+    if not ok:
+        raise RRTNError(f"{path}: OpenCV could not encode the strip")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return target
+
+
+@dataclass
+class RealFilmReport:
+    """What :func:`real_film_report` measured: the cases, every method's scores, a table."""
+
+    cases: list[FilmCase]
+    scores: dict[str, dict[str, FilmScore]]
+    table: str
+
+
+def real_film_report(
+    first: RRTN,
+    second: RRTN | None,
+    options: RestoreOptions,
+    *,
+    folder: Path | None = None,
+    frames: int = 12,
+    height: int = 128,
+    width: int = 160,
+    draws: int = 3,
+    seed: int = 0,
+    staged: bool = True,
+    strip: Path | None = None,
+) -> RealFilmReport:
+    """The real-film evaluation in one call (what ``rrtn-plugin evaluate --real-film`` runs).
+
+    Methods: the damaged input, the temporal median ±1 (DIS), the model through the clip engine
+    and, with ``staged``, the model with cut detection, the tone guard and the full mode
+    (:func:`staged_method`). Cases: :func:`real_film_cases` from ``folder`` (None:
+    :func:`shared_clips_folder`). With ``strip``, a before/after strip of the first damaged
+    case is written there.
+
+    Raises:
+        RRTNError (NOT_FOUND) when the real films are not there; the message says where it
+        looked, so a caller can print it as the reason for skipping.
+    """
+    where = folder or shared_clips_folder()
+    if where is None:
+        raise RRTNError(
+            "the real-film clips are not available: ../shared/clips (or $RRTN_SHARED/clips) "
+            f"with {', '.join(REAL_FILMS)} is absent; skipping the real-film evaluation",
+            kind=ErrorKind.NOT_FOUND,
+        )
+    cases = real_film_cases(
+        where, frames=frames, height=height, width=width, draws=draws, seed=seed
+    )
+    median = "temporal median ±1 (DIS)"
+    methods: dict[str, Method] = {
+        "damaged input": identity_method,
+        median: median_method(1),
+        "RRTN": model_method(first, second, options),
+    }
+    if staged:
+        methods["RRTN + cuts + tone guard"] = staged_method(
+            first, second, options, guard=ToneGuard()
+        )
+    scores = evaluate_real_film(cases, methods)
+    if strip is not None and cases:
+        write_strip(strip, cases[0], scores[cases[0].name])
+    return RealFilmReport(cases, scores, format_real_film(cases, scores, baseline=median))

@@ -59,7 +59,8 @@ def ssim(result: torch.Tensor, clean: torch.Tensor, *, sigma: float = 1.5) -> fl
 def clip_motion(clean: torch.Tensor) -> torch.Tensor:
     """(T−1, 2, H, W) flows ``[t]`` on frame t's grid that warp frame t+1 onto it (DIS)."""
     frames = clean.unsqueeze(1) * 2 - 1
-    return DISFlow()(frames[:-1], frames[1:])
+    flows: torch.Tensor = DISFlow()(frames[:-1], frames[1:])
+    return flows
 
 
 def warp_error(clip: torch.Tensor, motion: torch.Tensor) -> float:

@@ -2,8 +2,13 @@
 
 Each step draws clean clips (``frames`` × ``crop`` × ``crop``), damages them with
 :func:`~rrtn_plugin.synth.degrade_clip`, runs the network (flow and noise mask included, as at
-inference) and minimises the squared (or Charbonnier, or L1) distance to the clean clip with
-Adam and a cosine learning-rate decay. The second-pass network is trained on the first pass's
+inference) and minimises the squared (or Charbonnier, or L1) distance to the damage's target
+with Adam and a cosine learning-rate decay. The target is the clean clip with the print's own
+look (:attr:`~rrtn_plugin.synth.DamagedClip.target`: its fade and softness), so the network
+learns to remove damage and flicker around the clip's level, never to re-grade it. The built-in
+footage (:func:`~rrtn_plugin.synth.footage.training_clip`) films every offline still with a
+moving camera, objects moving on their own and a drawn exposure (dark, low-key, low-contrast,
+high-key or normal). The second-pass network is trained on the first pass's
 outputs, as in the paper. Every step's data is drawn from a generator seeded by (seed, step),
 so a resumed run sees the same data as an uninterrupted one.
 
@@ -39,7 +44,7 @@ from rrtn_plugin.model import (
     save_rrtn,
 )
 from rrtn_plugin.synth import degrade_clip
-from rrtn_plugin.synth.footage import TRAINING_STILLS, camera_clip, load_still
+from rrtn_plugin.synth.footage import TRAINING_STILLS, training_clip
 
 STAGES = ("first", "second")
 LOSSES = ("mse", "charbonnier", "l1")
@@ -159,22 +164,16 @@ class Footage:
 
     def describe(self) -> str:
         if not self.sequences:
-            return "scikit-image stills " + ",".join(TRAINING_STILLS) + " with synthetic camera"
+            return (
+                "scikit-image stills " + ",".join(TRAINING_STILLS) + " with synthetic camera, "
+                "moving objects and drawn exposures"
+            )
         return "; ".join(p.display() for p, _, _ in self.sequences)
 
     def clip(self, generator: torch.Generator) -> torch.Tensor:
         """(frames, crop, crop) clean luminance in [0, 1]."""
         if not self.sequences:
-            name = TRAINING_STILLS[
-                int(torch.randint(len(TRAINING_STILLS), (), generator=generator))
-            ]
-            return camera_clip(
-                load_still(name),
-                frames=self.frames,
-                height=self.crop,
-                width=self.crop,
-                generator=generator,
-            )
+            return training_clip(generator, frames=self.frames, height=self.crop, width=self.crop)
         pick = int(torch.randint(len(self.sequences), (), generator=generator))
         pattern, numbers, pipeline = self.sequences[pick]
         start = int(torch.randint(len(numbers) - self.frames + 1, (), generator=generator))
@@ -207,7 +206,11 @@ def train(settings: TrainSettings, progress: Callable[[TrainProgress], None] | N
     )
 
     model = _starting_model(settings, last_path, device)
-    first = load_rrtn(settings.first_model, device) if settings.stage == "second" else None
+    first = (
+        load_rrtn(settings.first_model, device)
+        if settings.stage == "second" and settings.first_model is not None
+        else None
+    )
     if settings.crop % model.config.size_multiple or settings.crop < model.config.min_side:
         raise RRTNError(
             f"crop must be a multiple of {model.config.size_multiple} and at least "
@@ -227,6 +230,7 @@ def train(settings: TrainSettings, progress: Callable[[TrainProgress], None] | N
     metadata = {
         "stage": settings.stage,
         "trained_on": footage.describe() + " + rrtn_plugin.synth synthetic damage",
+        "target": "the clip's own tone (fade and softness kept; flicker, damage, grain removed)",
         "flow_source": model.config.flow_source,
         "training": f"{settings.frames} frames, {settings.crop} px crops, batch "
         f"{settings.batch}, Adam {settings.lr:g} cosine, {settings.loss}",
@@ -244,11 +248,12 @@ def train(settings: TrainSettings, progress: Callable[[TrainProgress], None] | N
         with atomic_output(state_path) as tmp:
             torch.save({"optimizer": optimizer.state_dict(), "step": torch.tensor(step)}, tmp)
 
-    loss_fn = {
+    losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
         "mse": torch.nn.functional.mse_loss,
         "charbonnier": charbonnier,
         "l1": torch.nn.functional.l1_loss,
-    }[settings.loss]
+    }
+    loss_fn = losses[settings.loss]
     for step in range(start, settings.steps):
         started = time.perf_counter()
         for group in optimizer.param_groups:
@@ -262,7 +267,7 @@ def train(settings: TrainSettings, progress: Callable[[TrainProgress], None] | N
                 f"resume from the last save with a lower --lr"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         optimizer.step()
         if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
@@ -304,15 +309,17 @@ def training_batch(
     """The network input and the target of one step, each (B, T, 1, crop, crop) in [-1, 1].
 
     Drawn from a generator seeded by (seed, step): the same step always gets the same data.
+    The target is the damage's :attr:`~rrtn_plugin.synth.DamagedClip.target`: the clean clip
+    with its own tone, not a re-graded one.
     """
     generator = torch.Generator().manual_seed(
         random.Random(f"{settings.seed}:{step}").getrandbits(63)
     )
     clean, damaged = [], []
     for _ in range(settings.batch):
-        clip = footage.clip(generator)
-        clean.append(clip)
-        damaged.append(degrade_clip(clip, generator=generator).frames)
+        result = degrade_clip(footage.clip(generator), generator=generator)
+        clean.append(result.target)
+        damaged.append(result.frames)
     target = torch.stack(clean).unsqueeze(2) * 2 - 1
     lq = torch.stack(damaged).unsqueeze(2) * 2 - 1
     if first is not None:

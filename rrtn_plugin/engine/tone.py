@@ -1,0 +1,192 @@
+"""The tone guard: a restored clip keeps the input's own low-frequency tone.
+
+A restoration network may remove flicker (frame-to-frame changes of brightness) but must not
+re-grade the shot: darken it, lift it or bend its contrast over large areas (issue 17: a model
+trained to undo fading darkened every shot of real film by 0.065). The guard is a stage after
+the network that holds whatever model is loaded to that rule.
+
+Method. Frames are (T, H, W) luminance in the network's display-referred [0, 1] encoding.
+
+1. The low-frequency part of a frame (:func:`tone_grid`) is a robust mean of its pixels in
+   blocks of about ``1 / blocks`` of the frame's short side (the mean of the values clipped to
+   the block's median ± ``spread``), smoothed across neighbouring blocks (binomial 1-2-1
+   filter). Robust: dust, blotches, hairs and scratches cover a small part of a block and
+   barely move it (each pixel by at most ``spread``), while a change of tone moves all of it;
+   a mean, not the median itself, so that the clip's mean level is what is held.
+2. The network's tone change is the low-frequency part of ``input − output``, per frame.
+3. It is smoothed in time (:func:`smooth_in_time`: Gaussian of ``sigma_frames`` frames, never
+   across a shot boundary) and added back to the output. So over any few frames the output's
+   low-frequency tone equals the input's: the clip's level cannot move, while a frame-to-frame
+   deviation the network removed (flicker) stays removed up to what the smoothing lets through.
+4. With ``deflicker`` the guard goes further: the reference is the input's low-frequency tone
+   smoothed in time, so the output's tone in every frame is the clip's local average (flicker
+   is removed even where the network left it). Off by default: a real change of light within a
+   shot (a lamp lit, a door opened) is smoothed over ``sigma_frames`` too.
+
+The correction is computed on the block grid and upsampled bilinearly, so it is smooth at the
+scale of the blocks and costs little at any frame size. Output values are not clamped (the
+engine's results are not either).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rrtn_plugin.errors import RRTNError
+
+Segments = Sequence[tuple[int, int]]
+"""[start, stop) frame ranges (shots) that smoothing in time never crosses."""
+
+
+@dataclass(frozen=True)
+class ToneGuard:
+    """Settings of :func:`guard_tone`.
+
+    Attributes:
+        blocks: blocks across the frame's short side (8: blocks of 46 px on a 368-px frame).
+            More blocks follow local tone more closely but let big repaired blotches pull the
+            correction; fewer hold only the overall level.
+        sigma_frames: the temporal smoothing's Gaussian sigma in frames (0: frame by frame,
+            which also restores the input's flicker).
+        deflicker: match every frame's tone to the input's tone smoothed in time (also removes
+            flicker the network left); otherwise only the network's own change is undone.
+        spread: how far from its block's median a value counts in the block's mean (display
+            units): a repaired speck moves it by at most this times the speck's share.
+    """
+
+    blocks: int = 8
+    sigma_frames: float = 3.0
+    deflicker: bool = False
+    spread: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.blocks < 1:
+            raise RRTNError(f"tone guard blocks must be ≥ 1, got {self.blocks}")
+        if not self.spread > 0:
+            raise RRTNError(f"tone guard spread must be > 0, got {self.spread}")
+        if not (self.sigma_frames >= 0 and math.isfinite(self.sigma_frames)):
+            raise RRTNError(f"tone guard sigma_frames must be ≥ 0, got {self.sigma_frames}")
+
+
+def guard_tone(
+    inp: torch.Tensor,
+    out: torch.Tensor,
+    *,
+    segments: Segments | None = None,
+    guard: ToneGuard | None = None,
+) -> torch.Tensor:
+    """``out`` with its low-frequency tone matched to ``inp``'s (see the module's method).
+
+    Args:
+        inp: (T, H, W) the network's input, display-referred [0, 1].
+        out: (T, H, W) the network's output for it.
+        segments: the clip's shots as [start, stop) ranges covering 0…T (None: one shot);
+            smoothing in time never crosses them, so a cut or a flash frame keeps its own tone.
+        guard: the settings (None: :class:`ToneGuard` defaults).
+
+    Returns:
+        (T, H, W) float32: ``out`` plus a smooth correction.
+    """
+    g = guard or ToneGuard()
+    _check_clip(inp, "input")
+    if out.shape != inp.shape:
+        raise RRTNError(
+            f"tone guard: output {tuple(out.shape)} and input {tuple(inp.shape)} differ"
+        )
+    x, y = inp.float(), out.float()
+    ranges = check_segments(segments, inp.shape[0])
+    change = tone_grid(x - y, blocks=g.blocks, spread=g.spread)
+    if g.deflicker:
+        level = tone_grid(x, blocks=g.blocks, spread=g.spread)
+        correction = change + smooth_in_time(level, g.sigma_frames, ranges) - level
+    else:
+        correction = smooth_in_time(change, g.sigma_frames, ranges)
+    return y + upsample_grid(correction, inp.shape[-2:], blocks=g.blocks)
+
+
+def block_side(height: int, width: int, blocks: int) -> int:
+    """Side in px of the blocks for a frame of this size: ``blocks`` across the short side."""
+    return max(1, math.ceil(min(height, width) / blocks))
+
+
+def tone_grid(frames: torch.Tensor, *, blocks: int = 8, spread: float = 0.05) -> torch.Tensor:
+    """(T, gh, gw): per-block robust means of (T, H, W) ``frames``, smoothed over the grid.
+
+    A block's robust mean is the mean of its values clipped to its median ± ``spread``. Blocks
+    are :func:`block_side` px square; the last row and column of blocks extend past the frame
+    by replicating its edge. The grid is then filtered by a 1-2-1 binomial in each direction
+    (edges replicated).
+    """
+    t, h, w = frames.shape
+    side = block_side(h, w, blocks)
+    gh, gw = math.ceil(h / side), math.ceil(w / side)
+    x = F.pad(frames.unsqueeze(1), (0, gw * side - w, 0, gh * side - h), mode="replicate")
+    x = x.view(t, gh, side, gw, side).permute(0, 1, 3, 2, 4).reshape(t, gh, gw, side * side)
+    median = x.median(dim=-1, keepdim=True).values
+    grid = torch.clamp(x, median - spread, median + spread).mean(dim=-1).unsqueeze(1)
+    taps = torch.tensor([0.25, 0.5, 0.25], dtype=grid.dtype)
+    grid = F.conv2d(F.pad(grid, (1, 1, 0, 0), mode="replicate"), taps.view(1, 1, 1, 3))
+    grid = F.conv2d(F.pad(grid, (0, 0, 1, 1), mode="replicate"), taps.view(1, 1, 3, 1))
+    return grid[:, 0]
+
+
+def upsample_grid(
+    grid: torch.Tensor, size: tuple[int, int] | torch.Size, *, blocks: int = 8
+) -> torch.Tensor:
+    """(T, H, W): a (T, gh, gw) grid from :func:`tone_grid` (same ``blocks``) interpolated
+    bilinearly to the frame, each value at its block's centre (constant beyond the outer
+    centres)."""
+    h, w = int(size[0]), int(size[1])
+    side = block_side(h, w, blocks)
+    gh, gw = grid.shape[-2:]
+    up = F.interpolate(
+        grid.unsqueeze(1), size=(gh * side, gw * side), mode="bilinear", align_corners=False
+    )
+    return up[:, 0, :h, :w]
+
+
+def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> torch.Tensor:
+    """(T, ...) ``values`` averaged over time with Gaussian weights of ``sigma`` frames.
+
+    Weights are cut at 3 sigma and renormalised inside each [start, stop) segment, so no value
+    crosses a segment boundary and a one-frame segment keeps its own value. sigma 0: as is.
+    """
+    if sigma <= 0:
+        return values.clone()
+    out = torch.empty_like(values)
+    radius = max(1, math.ceil(3 * sigma))
+    for start, stop in segments:
+        idx = torch.arange(start, stop, dtype=torch.float32)
+        weights = torch.exp(-((idx.view(-1, 1) - idx.view(1, -1)) ** 2) / (2 * sigma**2))
+        weights = weights * ((idx.view(-1, 1) - idx.view(1, -1)).abs() <= radius)
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        chunk = values[start:stop].reshape(stop - start, -1)
+        out[start:stop] = (weights.to(values.dtype) @ chunk).view_as(values[start:stop])
+    return out
+
+
+def check_segments(segments: Segments | None, frames: int) -> list[tuple[int, int]]:
+    """``segments`` as a list, checked to cover 0…``frames`` in order without gaps."""
+    if segments is None:
+        return [(0, frames)]
+    ranges = [(int(a), int(b)) for a, b in segments]
+    position = 0
+    for start, stop in ranges:
+        if start != position or stop <= start:
+            raise RRTNError(
+                f"segments must cover frames 0…{frames} in order without gaps, got {ranges}"
+            )
+        position = stop
+    if position != frames:
+        raise RRTNError(f"segments must cover frames 0…{frames}, got {ranges}")
+    return ranges
+
+
+def _check_clip(clip: torch.Tensor, what: str) -> None:
+    if clip.ndim != 3 or min(clip.shape) < 1:
+        raise RRTNError(f"tone guard: expected a (T, H, W) {what}, got {tuple(clip.shape)}")

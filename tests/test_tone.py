@@ -1,0 +1,141 @@
+"""The tone guard: a re-graded output comes back at the input's level; flicker removal and local
+repairs survive it; it never smooths across a shot boundary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from rrtn_plugin.engine.tone import ToneGuard, guard_tone, smooth_in_time, tone_grid
+from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.synth.samples import panning_clip
+from rrtn_plugin.training.evaluate import REAL_FILMS, load_real_film, shared_clips_folder
+
+
+@pytest.fixture(scope="module")
+def film() -> torch.Tensor:
+    """12 frames of real film (128×160), or skip when ../shared is absent."""
+    folder = shared_clips_folder()
+    if folder is None:
+        pytest.skip("real-film clips not found (../shared/clips absent; set RRTN_SHARED)")
+    return load_real_film(folder, REAL_FILMS[1], frames=12)
+
+
+def clip() -> torch.Tensor:
+    """A synthetic moving clip that needs no shared data, levels 0.1–0.9."""
+    return 0.1 + 0.8 * panning_clip(10, 64, 80, specks=0)
+
+
+@pytest.mark.parametrize(
+    "regrade",
+    [
+        lambda x: x - 0.065,  # the issue's bundled model
+        lambda x: x * 0.75,
+        lambda x: x + 0.08,
+        lambda x: x**1.4,
+    ],
+    ids=["darker by 0.065", "times 0.75", "brighter by 0.08", "gamma 1.4"],
+)
+def test_a_uniformly_regraded_clip_comes_back_at_its_own_level(
+    regrade: Callable[[torch.Tensor], torch.Tensor],
+) -> None:
+    inp = clip()
+    out = regrade(inp)
+    assert abs(float(out.mean() - inp.mean())) > 0.05
+    guarded = guard_tone(inp, out)
+    assert float(guarded.mean()) == pytest.approx(float(inp.mean()), abs=0.005)
+    # the issue's bars are 0.01 (mean) and 0.02 (median); a gamma moves the median most
+    assert float(guarded.median()) == pytest.approx(float(inp.median()), abs=0.02)
+    per_frame = (guarded - inp).flatten(1).mean(1)
+    assert float(per_frame.abs().max()) < 0.01
+
+
+def test_real_film_darkened_or_brightened_keeps_its_level(film: torch.Tensor) -> None:
+    for out in (film - 0.065, (film * 1.2).clamp(0, 1), film**1.3):
+        guarded = guard_tone(film, out)
+        assert abs(float(guarded.mean() - film.mean())) <= 0.01
+        assert abs(float(guarded.median() - film.median())) <= 0.02
+    # a faithful output is left as it is
+    assert torch.allclose(guard_tone(film, film), film, atol=1e-6)
+
+
+def test_flicker_the_network_removed_stays_removed_and_the_level_stays() -> None:
+    base = clip()
+    offsets = 0.04 * torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, -1], dtype=torch.float32)
+    inp = base + offsets.view(-1, 1, 1)
+    guarded = guard_tone(inp, base)  # the network removed the flicker exactly
+    left = (guarded - base).flatten(1).mean(1)
+    assert float(left.std()) < 0.3 * float(offsets.std())
+    assert float(guarded.mean()) == pytest.approx(float(inp.mean()), abs=1e-3)
+    # sigma 0 matches frame by frame: the flicker comes back
+    frame_by_frame = guard_tone(inp, base, guard=ToneGuard(sigma_frames=0))
+    assert torch.allclose(frame_by_frame.flatten(1).mean(1), inp.flatten(1).mean(1), atol=2e-3)
+
+
+def test_deflicker_mode_removes_flicker_the_network_left() -> None:
+    base = clip()
+    offsets = 0.04 * torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, -1], dtype=torch.float32)
+    inp = base + offsets.view(-1, 1, 1)
+    level = guard_tone(inp, inp, guard=ToneGuard(deflicker=True))
+    left = (level - base).flatten(1).mean(1)
+    assert float(left.std()) < 0.3 * float(offsets.std())
+    assert float(level.mean()) == pytest.approx(float(inp.mean()), abs=2e-3)
+    # the default only undoes the network's own change: the input's flicker is kept
+    assert torch.allclose(guard_tone(inp, inp), inp, atol=1e-6)
+
+
+def test_a_repaired_blotch_is_not_put_back() -> None:
+    clean = clip()
+    inp = clean.clone()
+    inp[4, 21:27, 33:39] = 0.02  # a dark blotch the network repaired
+    guarded = guard_tone(inp, clean)
+    assert float((guarded - clean)[4, 21:27, 33:39].abs().max()) < 0.005
+    assert float((guarded - clean).abs().max()) < 0.01
+
+
+def test_smoothing_never_crosses_a_shot_boundary() -> None:
+    dark, bright = 0.2 + 0.1 * clip()[:5], 0.6 + 0.1 * clip()[5:]
+    inp = torch.cat([dark, bright])
+    out = torch.cat([dark - 0.1, bright + 0.1])  # each shot re-graded its own way
+    shots = [(0, 5), (5, 10)]
+    guarded = guard_tone(inp, out, segments=shots)
+    for start, stop in shots:
+        assert float(guarded[start:stop].mean()) == pytest.approx(
+            float(inp[start:stop].mean()), abs=2e-3
+        )
+    # without the boundary, the two shots' corrections leak into each other at the cut
+    leaky = guard_tone(inp, out)
+    assert abs(float((leaky[4] - inp[4]).mean())) > 0.02
+    # a one-frame segment (a flash) keeps its own tone
+    flash = guard_tone(inp, out, segments=[(0, 4), (4, 5), (5, 10)])
+    assert float(flash[4].mean()) == pytest.approx(float(inp[4].mean()), abs=2e-3)
+
+
+def test_smooth_in_time_and_tone_grid() -> None:
+    values = torch.tensor([0.0, 0.0, 3.0, 0.0, 0.0]).view(5, 1)
+    smoothed = smooth_in_time(values, 1.0, [(0, 5)])
+    centre = 3 / (1 + 2 * math.exp(-0.5) + 2 * math.exp(-2.0))
+    assert float(smoothed[2]) == pytest.approx(centre, rel=1e-5)
+    assert torch.equal(smooth_in_time(values, 1.0, [(0, 2), (2, 3), (3, 5)])[2], values[2])
+    frames = torch.zeros(1, 64, 80)
+    frames[0, :, 40:] = 1.0
+    frames[0, 10, 10] = 1.0  # one speck moves its block by at most spread / 64
+    grid = tone_grid(frames, blocks=8)
+    assert grid.shape == (1, 8, 10)
+    assert 0 < float(grid[0, 0, 0]) < 0.05 / 64
+    assert float(grid[0, 0, -1]) == 1.0
+
+
+def test_bad_arguments_are_refused() -> None:
+    inp = clip()
+    with pytest.raises(RRTNError, match="differ"):
+        guard_tone(inp, inp[:5])
+    with pytest.raises(RRTNError, match="segments"):
+        guard_tone(inp, inp, segments=[(0, 4), (5, 10)])
+    with pytest.raises(RRTNError, match="blocks"):
+        ToneGuard(blocks=0)
+    with pytest.raises(RRTNError, match="T, H, W"):
+        guard_tone(inp[0], inp[0])
