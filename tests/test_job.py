@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+from helpers import exr_sequence
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.engine import RestoreOptions
@@ -18,38 +20,9 @@ from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels, write_image
 from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import load_rrtn
+from rrtn_plugin.progress import Progress
 
 FAST = ["--device", "cpu", "--max-passes", "1"]
-
-
-def exr_sequence(
-    folder: Path,
-    frames: range,
-    *,
-    size: tuple[int, int] = (48, 40),
-    channels: tuple[str, ...] = ("R", "G", "B", "A"),
-    seed: int = 0,
-) -> Path:
-    """Half-float tiled PIZ EXR frames with HDR, negatives, a data window and metadata."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    width, height = size
-    for f in frames:
-        spec = oiio.ImageSpec(width, height, len(channels), "half")
-        spec.channelnames = channels
-        spec.tile_width = spec.tile_height = 16
-        spec.x, spec.y, spec.full_width, spec.full_height = 2, 3, width + 8, height + 8
-        spec.attribute("compression", "piz")
-        spec.attribute("FramesPerSecond", oiio.TypeDesc("rational2i"), (24, 1))
-        spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), [0x01000000 + f, 0])
-        spec.attribute("PixelAspectRatio", 2.0)
-        spec.attribute("studio:note", f"frame {f}")
-        pixels = rng.uniform(-0.2, 6.0, (height, width, len(channels))).astype(np.float32)
-        out = oiio.ImageOutput.create("openexr")
-        out.open(str(folder / f"plate.{f:04d}.exr"), spec)
-        out.write_image(pixels)
-        out.close()
-    return folder / "plate.####.exr"
 
 
 def test_exr_round_trip_with_identity_checkpoint(tmp_path: Path, identity_checkpoint: Path) -> None:
@@ -289,13 +262,42 @@ def test_cancel_while_writing_leaves_only_whole_frames(
             settings=JobSettings(
                 input_colorspace="lin_rec709", restore=RestoreOptions(max_passes=1, device="cpu")
             ),
-            should_stop=lambda: len(list(out.glob("*"))) >= 3,
+            should_stop=lambda: len(list(out.glob("o.*.exr"))) >= 3,
         )
     assert info.value.kind is ErrorKind.CANCELLED
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["o.0001.exr", "o.0002.exr", "o.0003.exr"]
+    # the job's record stays for a retry (--skip-existing) to continue exactly
+    assert names == [".o.rrtn-job.1-6.json", "o.0001.exr", "o.0002.exr", "o.0003.exr"]
+    names.pop(0)
     for name in names:
         read_pixels(tmp_path / "out" / name)  # complete and readable
+
+
+def test_a_job_reports_each_frame_read_and_written(
+    tmp_path: Path, identity_checkpoint: Path
+) -> None:
+    """The restore loop's events: every frame read (handles too), then every frame written."""
+    source = exr_sequence(tmp_path / "in", range(1, 7), size=(32, 24))
+    events: list[Progress] = []
+    restore_sequence(
+        source,
+        tmp_path / "out" / "o.####.exr",
+        first=load_rrtn(identity_checkpoint),
+        settings=JobSettings(
+            frames=[3, 4],
+            handles=1,
+            input_colorspace="lin_rec709",
+            restore=RestoreOptions(max_passes=1, device="cpu"),
+        ),
+        progress=events.append,
+    )
+    for stage, frames in (("read", [2, 3, 4, 5]), ("write", [3, 4])):
+        seen = [(e.done, e.total, e.frame) for e in events if e.stage == stage]
+        steps = [(i, len(frames), f) for i, f in enumerate(frames)]
+        assert seen == [*steps, (len(frames), len(frames), None)], stage
+    order = [{"read": 0, "flow": 1, "restore": 1, "write": 2}[e.stage] for e in events]
+    assert order == sorted(order)  # read, then the engine's passes, then write
+    assert 1 in order
 
 
 def test_terminated_run_leaves_no_partial_file(tmp_path: Path, identity_checkpoint: Path) -> None:
@@ -323,6 +325,7 @@ def test_terminated_run_leaves_no_partial_file(tmp_path: Path, identity_checkpoi
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # two threads on busy shared cores crawl
     )
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -331,9 +334,9 @@ def test_terminated_run_leaves_no_partial_file(tmp_path: Path, identity_checkpoi
             break
     rc = proc.wait(timeout=120)
     assert rc == 143
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != ".o.rrtn-job.1-8.json")
     assert all(n.startswith("o.") and n.endswith(".exr") for n in names), names  # no temp
-    assert len(names) < 8
+    assert 1 <= len(names) < 8  # stopped while writing: some frames, not all
     for name in names:
         _, pixels = read_pixels(out / name)  # every frame present is whole
         assert pixels.shape == (256, 320, 10)

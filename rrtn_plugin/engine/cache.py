@@ -5,7 +5,8 @@ the parameters), so an entry is valid wherever its key matches, in any session. 
 a byte budget on the compute device and one in host memory: when the device budget is exceeded
 the least recently used entries move to host memory, and when that is full they are dropped.
 With no host budget (the CPU case, where both are the same memory) evicted entries are dropped
-at once. Thread-safe.
+at once. A closed session's entries may be kept for later sessions (:meth:`WorkCache.release`
+with ``keep``), owned by no one. Thread-safe.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
+
+SHARED = ""
+"""The owner of entries kept after their session closed (:meth:`WorkCache.release`)."""
 
 
 @dataclass
@@ -79,12 +83,24 @@ class WorkCache:
             self._account(entry, +1)
             self._fit()
 
-    def release(self, owner: str) -> None:
-        """Drop every entry stored by ``owner`` (a closed session)."""
+    def release(self, owner: str, *, keep: bool = False) -> None:
+        """Let go of every entry stored by ``owner`` (a closed session): drop them, or with
+        ``keep`` leave them to whichever session asks for the same work (keys name content, so
+        they stay valid), owned by :data:`SHARED` and evicted like any other entry."""
         with self._lock:
             for key in [k for k, e in self._entries.items() if e.owner == owner]:
-                self._account(self._entries.pop(key), -1)
-            self._usage.pop(owner, None)
+                entry = self._entries[key]
+                self._account(entry, -1)
+                if keep:
+                    entry.owner = SHARED
+                    self._account(entry, +1)
+                else:
+                    del self._entries[key]
+            gone = self._usage.pop(owner, None)
+            if gone is not None and owner != SHARED:  # the totals keep counting its lookups
+                shared = self._usage.setdefault(SHARED, CacheUsage())
+                shared.hits += gone.hits
+                shared.misses += gone.misses
 
     def usage(self, owner: str | None = None) -> CacheUsage:
         """Figures for ``owner``, or the sum over all owners."""

@@ -10,7 +10,7 @@ value; every one becomes an RRTNError naming the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +66,22 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
     )
 
 
-def read_pixels(path: str | os.PathLike[str]) -> tuple[ImageInfo, np.ndarray]:
-    """Header and (H, W, C) float32 pixels of the first part/subimage of ``path``."""
+HeaderCheck = Callable[[ImageInfo], None]
+"""Raises RRTNError when a header is not one the caller takes (size, channels), so that a file
+is refused before its pixels are decoded."""
+
+
+def read_pixels(
+    path: str | os.PathLike[str], *, check: HeaderCheck | None = None
+) -> tuple[ImageInfo, np.ndarray]:
+    """Header and (H, W, C) float32 pixels of the first part/subimage of ``path``.
+
+    ``check`` is given the header before any pixel is decoded (a small file may claim a huge
+    image: its decoded size is what ``check`` bounds).
+    """
     info = read_info(path)
+    if check is not None:
+        check(info)
     inp = oiio.ImageInput.open(str(info.path))
     if inp is None:
         raise RRTNError(f"cannot read {info.path}: {oiio.geterror()}")
@@ -94,7 +107,8 @@ def quantize_for(pixels: np.ndarray, bits: int) -> np.ndarray:
     which is not round(x·1023); values already on the code grid convert exactly.
     """
     top = float((1 << bits) - 1)
-    return np.round(np.clip(pixels, 0.0, 1.0) * top) / top
+    codes: np.ndarray = np.round(np.clip(pixels, 0.0, 1.0) * top)
+    return codes / top
 
 
 def write_image(

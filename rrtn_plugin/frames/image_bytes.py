@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from rrtn_plugin.frames.image import ImageInfo, read_pixels, write_image
+from rrtn_plugin.frames.image import HeaderCheck, ImageInfo, read_pixels, write_image
 
 _SHM = Path("/dev/shm")
 
@@ -38,10 +38,13 @@ def bytes_as_file(data: bytes) -> Iterator[Path]:
         yield path
 
 
-def read_image_bytes(data: bytes) -> tuple[ImageInfo, np.ndarray]:
-    """Header and (H, W, C) float32 pixels of an image file given as bytes."""
+def read_image_bytes(
+    data: bytes, *, check: HeaderCheck | None = None
+) -> tuple[ImageInfo, np.ndarray]:
+    """Header and (H, W, C) float32 pixels of an image file given as bytes; ``check`` sees the
+    header before the pixels are decoded (see :func:`read_pixels`)."""
     with bytes_as_file(data) as path:
-        return read_pixels(path)
+        return read_pixels(path, check=check)
 
 
 def encode_image(

@@ -52,7 +52,6 @@ class RenderedFrame:
     pixels: np.ndarray
     aov_names: list[str]
     aov_planes: np.ndarray
-    repair: np.ndarray
 
 
 class FramePipeline:
@@ -111,7 +110,7 @@ class FramePipeline:
             forward=None if result.motion_forward is None else result.motion_forward.numpy(),
             backward=None if result.motion_backward is None else result.motion_backward.numpy(),
         )
-        return RenderedFrame(info, restored, names, planes, repair)
+        return RenderedFrame(info, restored, names, planes)
 
     def targets(self, out: FramePattern, number: int) -> list[Path]:
         """The files :meth:`write` writes for frame ``number``: the frame, and a side-car EXR

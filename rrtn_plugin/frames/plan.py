@@ -1,13 +1,15 @@
 """Which frames a job reads and writes, checked on disk before any work starts.
 
 :func:`plan_frames` turns a request (frames and handles) into the frames to read and to write,
-naming any that are missing; :func:`check_headers` reads every header and names the first frame
-whose size or channels differ; :func:`check_target` refuses outputs that cannot be written or
-would overwrite the input.
+naming any that are missing (and refusing ranges given backwards); :func:`check_headers` reads
+every header and names the first frame whose size or channels differ; :func:`check_target`
+refuses outputs that cannot be written (a folder under a file, one not writable) or would
+overwrite the input.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,12 @@ def plan_frames(pattern: FramePattern, requested: list[int] | None, handles: int
     """
     if handles < 0:
         raise RRTNError(f"handles must be ≥ 0, got {handles}")
+    if requested and list(requested) != sorted(set(requested)):
+        low, high = min(requested), max(requested)
+        raise RRTNError(
+            f"frames {requested[0]}-{requested[-1]} are not in ascending order (or repeat "
+            f"one): give them as {low}-{high}"
+        )
     on_disk = set(pattern.frames_on_disk())
     frames = requested or list(pattern.frames_in_name) or sorted(on_disk)
     if not frames:
@@ -80,9 +88,23 @@ def check_headers(pattern: FramePattern, frames: list[int]) -> list[ImageInfo]:
 
 
 def check_target(out: FramePattern, inp: FramePattern) -> None:
-    """RRTNError unless frames can be written to ``out`` without touching ``inp``'s."""
+    """RRTNError unless frames can be written to ``out`` without touching ``inp``'s: a format
+    we write, not the input's files, and a folder that is one, or can be made, and may be
+    written in (checked before any work, so that the work is not lost at the end)."""
     if out.format not in WRITERS:
         raise RRTNError(f"cannot write .{out.format} files: use .{', .'.join(sorted(WRITERS))}")
     probe = 1001
     if Path(out.path(probe)).resolve() == Path(inp.path(probe)).resolve():
         raise RRTNError(f"output {out.display()} would overwrite the input frames")
+    folder = Path(out.directory).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RRTNError(f"cannot make the output folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "write in the output folder" if existing == folder else "make the output folder"
+        raise RRTNError(
+            f"cannot {what} {folder}: {existing} is not writable",
+            kind=ErrorKind.PERMISSION_DENIED,
+        )

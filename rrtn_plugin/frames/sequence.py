@@ -22,12 +22,14 @@ _PAD = fileseq.PAD_STYLE_HASH1
 def parse_frames(text: str) -> list[int]:
     """Frame numbers of a range like ``1001-1100``; RRTNError if it is not one."""
     try:
-        frames = list(fileseq.FrameSet(text.strip()))
+        values = list(fileseq.FrameSet(text.strip()))
     except (fileseq.ParseException, ValueError) as exc:
         raise RRTNError(f"bad frame range '{text}' (expected e.g. 1001-1100)") from exc
-    if not frames:
+    if not values:
         raise RRTNError(f"frame range '{text}' is empty")
-    return frames
+    if any(v != int(v) for v in values):
+        raise RRTNError(f"frame range '{text}' has subframes: give whole frame numbers")
+    return [int(v) for v in values]
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class FramePattern:
             found = fileseq.findSequenceOnDisk(self.display(), pad_style=_PAD)
         except fileseq.FileSeqException:
             return []
-        return sorted(found.frameSet() or [])
+        return sorted(int(f) for f in found.frameSet() or ())
 
 
 def parse_pattern(spec: str | os.PathLike[str], *, must_exist: bool = False) -> FramePattern:
@@ -97,7 +99,7 @@ def parse_pattern(spec: str | os.PathLike[str], *, must_exist: bool = False) -> 
         raise RRTNError(
             f"'{text}' has no frame number: use a pattern like shot.####.exr or shot.%04d.exr"
         )
-    frames = tuple(sequence.frameSet() or ())
+    frames = tuple(int(f) for f in sequence.frameSet() or ())
     pattern = FramePattern(
         sequence.dirname() or ".",
         sequence.basename(),
