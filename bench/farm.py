@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from rrtn_plugin.cli import load_models
+from rrtn_plugin.cli.models import load_models
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.farm.chunks import plan_chunks
 from rrtn_plugin.frames.aovs import Aov

@@ -12,6 +12,9 @@ recursion does. For each precision, the table gives per pass:
 Runs on CUDA when present, else on the CPU (CPU autocast: the same number formats, other kernels).
 Without ../shared it uses random weights and a synthetic clip.
 
+Measured when bf16 went in: on a CPU with AVX512-BF16 or AMX (the test machine) bf16 ran 1.3–1.4×
+as fast as fp32; on CPUs without oneDNN bf16 kernels it runs tens of times slower.
+
     python bench/precision.py [--passes 4] [--device cpu|cuda] [--precisions bf16,fp16]
 """
 

@@ -20,12 +20,32 @@ slow spell of the machine hits all of them) and the best of ``--repeat`` kept:
    every 3 frames, and the engine's 30 every 15) against the engine (30-frame windows
    overlapping by 15, every frame pair's flow once, cross-faded, all optimisations).
 
+Each variant is a :class:`~rrtn_plugin.model.kernels.Kernels` value given to the model
+(``model.set_kernels``), plus the flow path and grad mode this script picks.
+
 The engine tunes glibc's allocator on CPU
 (:func:`~rrtn_plugin.engine.device.tune_host_allocator`); so does this script, for all
 variants, unless ``--default-allocator``: run both ways to see what the tuning alone is worth.
 
     python bench/speed.py [--model CKPT] [--repeat 3] [--clip-frames 45] [--compile]
                           [--default-allocator]
+
+Figures measured when each choice was made (2 CPU cores, AVX-512, 128×160 unless said; rerun
+this script for today's):
+
+- channels-last maps (``Kernels.channels_last_on_cpu``): RAFT's refinement convolutions
+  1.1–1.3× as fast, the full-resolution convolutions with few channels 1.5–2.6×; concatenating
+  maps straight into the layout (``cat_for_convolution``) 0.4 ms for an 80-channel map against
+  1.6 ms for a concatenation then a reorder.
+- window attention with the bias in a batched matmul (``Kernels.attention``): half the
+  attention's time of SDPA's CPU kernel for these 64-token windows of 16-dim heads.
+- the Swin linear layers as oneDNN 1×1 convolutions (``Kernels.linear_as_convolution``): about
+  twice as fast as MKL's matmul on an AMD CPU, for the 64- and 128-channel layers.
+- the grid_sample deformable convolution (``Kernels.deform``): about 4× as fast as
+  torchvision's CPU kernel forward, an order of magnitude backward (``bench/training.py``).
+- the alignment's offset convolutions writing channels-first maps: 3 ms less per call in the
+  deformable convolution than channels-last outputs, whose convolutions are 1.5 ms faster.
+- glibc's allocator untuned: page faults were a third of the network's time.
 """
 
 from __future__ import annotations
@@ -41,14 +61,12 @@ import torch
 
 from rrtn_plugin.engine import RestoreOptions, restore_clip
 from rrtn_plugin.engine.device import tune_host_allocator
-from rrtn_plugin.model import RRTN, build_rrtn, layout, load_rrtn, rrtn
-from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
+from rrtn_plugin.model import RRTN, build_rrtn, load_rrtn
 from rrtn_plugin.model.flow import raft_input
-from rrtn_plugin.model.swin import SwinBackbone, TokenLinear, WindowAttention
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.synth.samples import panning_clip
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared/golden/rrtn-public"
-FRAME_BATCH = rrtn.FRAME_BATCH
 
 
 @dataclass(frozen=True)
@@ -90,19 +108,21 @@ STEPS = _steps()
 REFERENCE, OPTIMISED = STEPS[0], STEPS[-1]
 
 
+def kernels_for(variant: Variant) -> Kernels:
+    """The kernels ``variant`` asks for: the defaults where its optimisations are on."""
+    return Kernels(
+        attention="auto" if variant.attention_kernel else "reference",
+        deform="sampled" if variant.sampled_deform else "torchvision",
+        linear_as_convolution=variant.onednn_linear,
+        swin_channels_last=variant.channels_last,
+        channels_last_on_cpu=variant.channels_last_convs,
+        frame_batch=Kernels().frame_batch if variant.frame_batching else 1,
+    )
+
+
 def configure(model: RRTN, variant: Variant) -> None:
     """Switch the model's kernels to what ``variant`` asks for."""
-    for module in model.modules():
-        if isinstance(module, WindowAttention):
-            module.kernel = "auto" if variant.attention_kernel else "reference"
-        elif isinstance(module, SecondOrderDeformableAlignment):
-            module.kernel = "sampled" if variant.sampled_deform else "torchvision"
-        elif isinstance(module, SwinBackbone):
-            module.use_channels_last(variant.channels_last)
-        elif isinstance(module, TokenLinear):
-            module.as_convolution = variant.onednn_linear
-    rrtn.FRAME_BATCH = FRAME_BATCH if variant.frame_batching else 1
-    layout.CHANNELS_LAST_ON_CPU = variant.channels_last_convs
+    model.set_kernels(kernels_for(variant))
 
 
 @contextlib.contextmanager

@@ -95,3 +95,23 @@ def bundled_server() -> Iterator[str]:
     running = start_server(service, address="127.0.0.1:0")
     yield f"127.0.0.1:{running.port}"
     running.stop()
+
+
+SHARED_FIXTURES = {"golden_dir", "golden_model", "films", "real_films"}
+"""Fixtures that read ../shared (and skip, saying so, without it)."""
+HOST_MODULES = ("test_host_blender",)
+"""Modules that install and run a real host (bpy) in a child process."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what each test needs beyond this checkout, so a run can select or leave it out
+    (``-m "not host"``); CI runs everything."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SHARED_FIXTURES:
+            item.add_marker(pytest.mark.shared)
+        if item.module is not None and item.module.__name__.startswith(HOST_MODULES):
+            item.add_marker(pytest.mark.host)
+            item.add_marker(pytest.mark.network)
+        if "compile" in item.name:
+            item.add_marker(pytest.mark.compiler)

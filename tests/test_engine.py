@@ -12,11 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rrtn_plugin.engine import Progress, RestoreOptions, psnr_8bit, restore_clip
+from rrtn_plugin.engine import RestoreOptions, psnr_8bit, restore_clip
 from rrtn_plugin.engine.device import cpu_has_bf16
 from rrtn_plugin.engine.flows import estimate_flows, flow_size
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN, build_rrtn
+from rrtn_plugin.progress import Progress
 from rrtn_plugin.synth.samples import panning_clip as moving_clip
 
 ONE_PASS = RestoreOptions(max_passes=1)

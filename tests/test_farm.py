@@ -4,23 +4,29 @@ and the bundle run for real with ``openjd run`` (a task killed mid-chunk, then t
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_job import exr_sequence
+from helpers import exr_sequence
 
 from rrtn_plugin.cli import main
+from rrtn_plugin.cli.arguments import job_settings
+from rrtn_plugin.cli.main import build_parser
+from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine import ClipSession, RestoreOptions
 from rrtn_plugin.engine.clip import one_call_cache
 from rrtn_plugin.engine.windows import frames_read, plan_windows
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.farm.chunks import plan_chunks
+from rrtn_plugin.farm.job import task_options
 from rrtn_plugin.farm.openjd import FarmJob, job_template
 from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.image import read_pixels
@@ -261,11 +267,15 @@ def test_openjd_run_after_a_killed_task_equals_one_run(plates: Path, tmp_path: P
     }
 
     # The middle task, killed while it writes its frames.
+    # One thread per task: two on two cores shared with the test run were many times slower
+    # (the frames are the same either way).
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
     task = subprocess.Popen(
         task_command(template, values, "1009-1016"),
         text=True,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
+        env=one_thread,
     )
     assert task.stderr is not None
     while not task.stderr.readline().startswith("write"):
@@ -283,6 +293,8 @@ def test_openjd_run_after_a_killed_task_equals_one_run(plates: Path, tmp_path: P
     assert written == [f"plate.{f}.exr" for f in range(1009, 1009 + len(written))]
     for name in written:  # what it left is whole frames only
         assert read_pixels(output / name)[1].shape == (40, 48, 5)
+    # and the task's record, so that its retry restores the rest as it would have
+    assert (output / ".plate.rrtn-job.1009-1016.json").is_file()
 
     # The whole job, as a farm retry runs it: the dead task's frames are kept, the rest done.
     args = [f"{k}={v}" for k, v in values.items()]
@@ -298,6 +310,7 @@ def test_openjd_run_after_a_killed_task_equals_one_run(plates: Path, tmp_path: P
         capture_output=True,
         text=True,
         timeout=1200,
+        env=one_thread,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"skipped {len(written)} frames already written" in run.stdout
@@ -344,3 +357,41 @@ def test_skip_existing_restores_only_missing_frames(plates: Path, tmp_path: Path
     assert (again.frames, again.skipped) == ([1008, 1009], [1005, 1006, 1007, 1010])
     done = restore_sequence(plates / "plate.####.exr", out, first=first, settings=settings)
     assert (done.frames, done.skipped, done.read_frames) == ([], list(range(1005, 1011)), [])
+
+
+def test_task_options_are_the_jobs_settings_under_the_farm_policy() -> None:
+    settings = JobSettings(
+        frames=[1001, 1002],
+        handles=3,
+        input_colorspace="ACEScg",
+        color_mode=ColorMode.MONOCHROME,
+        aovs=(Aov.MASK, Aov.MOTION),
+        restore=RestoreOptions(
+            window=6,
+            overlap=3,
+            max_passes=2,
+            flow_max_pixels=None,
+            tile=0,
+            memory_budget=3 << 29,
+            device="cpu",
+            precision="bf16",
+            quantize_between_passes=True,
+        ),
+    )
+    flags = task_options(settings)
+    assert flags == [
+        *("--input-colorspace", "ACEScg", "--color-mode", "monochrome", "--aovs", "mask,motion"),
+        *("--window", "6", "--overlap", "3", "--max-passes", "2", "--stop-psnr", "inf"),
+        *("--flow-max-pixels", "0", "--tile", "0", "--memory-budget", "1.5", "--device", "cpu"),
+        *("--precision", "bf16", "--quantize-between-passes", "--fixed-window"),
+    ]
+    # A task's command line gives back the job's settings, with every pass run and the window
+    # fixed (frames and handles are the task's own).
+    args = build_parser().parse_args(["restore", "in.####.exr", "out.####.exr", *flags])
+    policy = replace(settings.restore, stop_psnr=math.inf, fixed_window=True)
+    assert job_settings(args) == replace(settings, frames=None, handles=0, restore=policy)
+    # Defaults are left out, but the pass count always goes: a task's default is its model's.
+    assert task_options(JobSettings(restore=RestoreOptions(max_passes=1))) == [
+        *("--max-passes", "1", "--stop-psnr", "inf", "--fixed-window")
+    ]
+    assert task_options(JobSettings(), compile=True)[-1] == "--compile"

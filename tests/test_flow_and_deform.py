@@ -16,6 +16,7 @@ from rrtn_plugin.model.flow import (
     estimate_pair_flows,
     raft_input,
 )
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.warp import flow_warp
 from rrtn_plugin.synth.samples import panning_clip
 
@@ -84,14 +85,11 @@ def test_alignment_runs_the_sampled_conv_on_cpu_with_torchvisions_result() -> No
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     lq = torch.rand(1, 4, 1, 32, 32) * 2 - 1
-    aligners = list(model.deform_align.values())
     with torch.no_grad():
         automatic = model(lq)
-        for align in aligners:
-            align.kernel = "sampled"
+        model.set_kernels(Kernels(deform="sampled"))
         sampled = model(lq)
-        for align in aligners:
-            align.kernel = "torchvision"
+        model.set_kernels(Kernels(deform="torchvision"))
         torchvision = model(lq)
     assert torch.equal(automatic, sampled)  # "auto" is the sampled conv on CPU …
     assert not torch.equal(sampled, torchvision)  # … a different kernel …

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rrtn_plugin"
 
 LAYERS: list[set[str]] = [
     {"errors", "atomic"},
+    {"progress"},
     {"model"},
     {"weights", "engine"},
     {"color"},
@@ -27,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"farm"},
     {"cli"},
 ]
-CLIENT_MAY_IMPORT = {"errors", "atomic", "protocol", "client"}
+CLIENT_MAY_IMPORT = {"errors", "atomic", "progress", "protocol", "client"}
 
 
 def rank(part: str) -> int:

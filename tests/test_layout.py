@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from rrtn_plugin.model import layout
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import cat_for_convolution, for_convolution
 
 
@@ -33,8 +32,10 @@ def test_cat_for_convolution_keeps_gradients() -> None:
     assert torch.equal(grad, torch.full_like(first, 3.0))
 
 
-def test_layout_switch_gives_channels_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(layout, "CHANNELS_LAST_ON_CPU", False)
-    out = cat_for_convolution([torch.randn(1, 2, 4, 4), torch.randn(1, 3, 4, 4)])
+def test_layout_switch_gives_channels_first() -> None:
+    out = cat_for_convolution(
+        [torch.randn(1, 2, 4, 4), torch.randn(1, 3, 4, 4)],
+        kernels=Kernels(channels_last_on_cpu=False),
+    )
     assert out.is_contiguous()
     assert not out.is_contiguous(memory_format=torch.channels_last)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
 import torch
 
-from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache, restore_clip
+from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
+from rrtn_plugin.engine.keys import model_key
 from rrtn_plugin.engine.memory import window_fits
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN
@@ -39,12 +41,18 @@ def session_for(
     return session
 
 
-def test_session_matches_restore_clip(small_model: RRTN) -> None:
+def test_session_matches_the_network_run_on_the_whole_clip(small_model: RRTN) -> None:
+    """A 12-frame clip in one 12-frame window is one run of the network: the session's frames
+    equal ``model(lq)`` on the padded clip (the engine's own path, compared with the model's)."""
     clip = panning_clip(12, 128, 128, seed=4)
-    session = session_for(small_model, clip)
-    result = session.restore(range(1001, 1013))
-    whole = restore_clip(clip, first=small_model, options=OPTIONS, first_frame=1001)
-    assert torch.equal(torch.stack([result.frames[f] for f in range(1001, 1013)]), whole.frames)
+    options = replace(OPTIONS, window=12, overlap=None)
+    session = session_for(small_model, clip, options=options, first_frame=0)
+    assert session.windows == [(0, 12)]  # windows lie on a grid anchored at frame 0
+    result = session.restore(range(12))
+    with torch.inference_mode():
+        direct = small_model(clip[None, :, None] * 2 - 1)[0, :, 0]
+    ours = torch.stack([result.frames[f] for f in range(12)]) * 2 - 1
+    assert float((ours - direct).abs().max()) <= 1e-4
 
 
 def test_asking_again_recomputes_nothing(small_model: RRTN) -> None:
@@ -117,6 +125,55 @@ def test_sessions_share_a_cache(small_model: RRTN) -> None:
     a.restore(range(1001, 1013))
     shared = b.restore(range(1001, 1013))
     assert shared.windows_computed == 0
+
+
+def perturbed(model: RRTN, seed: int) -> RRTN:
+    """A copy of ``model`` with other weights (loaded, as a checkpoint would be)."""
+    generator = torch.Generator().manual_seed(seed)
+    copied = copy.deepcopy(model)
+    copied.load_state_dict(
+        {
+            k: v + 0.01 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+            for k, v in model.state_dict().items()
+        }
+    )
+    return copied
+
+
+def test_cache_keys_name_the_weights_not_the_model_object(small_model: RRTN) -> None:
+    cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    clip = panning_clip(4, 128, 128, seed=4)
+    frames = range(1001, 1005)
+    twin = copy.deepcopy(small_model)  # another object with equal weights: the same keys
+    assert twin is not small_model
+    assert model_key(twin) == model_key(small_model)
+    first = session_for(small_model, clip, cache=cache).restore(frames)
+    shared = session_for(twin, clip, cache=cache).restore(frames)
+    assert (shared.windows_computed, shared.windows_cached, shared.flow_pairs) == (0, 1, [0])
+    other = perturbed(small_model, seed=1)  # other weights: none of the work
+    assert model_key(other) != model_key(small_model)
+    fresh = session_for(other, clip, cache=cache).restore(frames)
+    assert (fresh.windows_computed, fresh.windows_cached) == (1, 0)
+    assert fresh.flow_pairs == first.flow_pairs
+    assert not torch.equal(fresh.frames[1001], first.frames[1001])
+
+
+def test_a_replaced_model_at_a_reused_id_finds_no_stale_work(small_model: RRTN) -> None:
+    cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
+    clip = panning_clip(4, 128, 128, seed=4)
+    frames = range(1001, 1005)
+    model = perturbed(small_model, seed=2)
+    address = id(model)
+    session_for(model, clip, cache=cache).restore(frames)
+    # The same object, so the same id(), given other weights: what a freed model's id taken
+    # by a new one would look like to keys made of id().
+    model.load_state_dict(perturbed(small_model, seed=3).state_dict())
+    assert id(model) == address
+    replaced = session_for(model, clip, cache=cache).restore(frames)
+    assert (replaced.windows_computed, replaced.windows_cached) == (1, 0)
+    alone = session_for(model, clip).restore(frames)  # a cache of its own
+    for f in frames:
+        assert torch.equal(replaced.frames[f], alone.frames[f])
 
 
 def test_cache_evicts_least_recently_used_device_to_host_to_nothing() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.swin import SwinBlock, TokenLinear, WindowAttention, shifted_window_mask
 
 
@@ -35,9 +36,9 @@ def test_attention_kernels_equal_the_reference_arithmetic(shifted: bool, kernel:
     mask = shifted_window_mask(8, 12, window_size=4, shift=2) if shifted else None
     x = torch.randn(2 * 6, 16, 32)  # two images of 2 × 3 windows
     expected = step_by_step(attn, x, mask)
-    assert attn.kernel == "auto"
+    assert attn.kernels.attention == "auto"
     automatic = attn(x, attn.attention_bias(mask))
-    attn.kernel = kernel
+    attn.set_kernels(Kernels(attention=kernel))
     out = attn(x, attn.attention_bias(mask))
     assert (out - expected).abs().max().item() < 2e-6
     assert expected.abs().mean().item() > 0.1
@@ -54,7 +55,7 @@ def test_attention_kernel_gradients_agree() -> None:
     grads = {}
     for kernel in ("baddbmm", "reference"):
         attn.zero_grad()
-        attn.kernel = kernel
+        attn.set_kernels(Kernels(attention=kernel))
         with torch.enable_grad():  # other tests' fixtures may have turned it off
             attn(x, attn.attention_bias(mask)).square().sum().backward()
         grads[kernel] = attn.relative_position_bias_table.grad.clone()

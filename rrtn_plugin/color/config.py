@@ -47,7 +47,8 @@ def resolve_colorspace(config: ocio.Config, name: str) -> str:
         raise RRTNError(
             f"colour space '{name}' is not in the OpenColorIO config '{config.getName()}'{hint}"
         )
-    return space.getName()
+    canonical: str = space.getName()
+    return canonical
 
 
 def working_colorspace(config: ocio.Config, name: str | None = None) -> str:
@@ -57,7 +58,8 @@ def working_colorspace(config: ocio.Config, name: str | None = None) -> str:
     for candidate in _WORKING_ALIASES:
         space = config.getColorSpace(candidate)
         if space is not None:
-            return space.getName()
+            found: str = space.getName()
+            return found
     raise RRTNError(
         f"the OpenColorIO config '{config.getName()}' has no sRGB-encoded Rec.709 "
         "space: name the config's equivalent with --working-colorspace"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ def _encoded(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source RGB, its non-finite pixels, and the working encoding (bad pixels as 0)."""
     rgb = color.rgb(pixels).astype(np.float32)
-    bad = ~np.isfinite(rgb).all(axis=2)
+    bad = cast(np.ndarray, ~np.isfinite(rgb).all(axis=2))  # (H, W): not a scalar
     encoded = converter.to_working(np.where(bad[..., None], 0.0, rgb))
     return rgb, bad, encoded
 

@@ -11,14 +11,13 @@ from rrtn_plugin.engine.cache import CacheUsage, WorkCache
 from rrtn_plugin.engine.clip import ClipResult, restore_clip
 from rrtn_plugin.engine.device import resolve_device
 from rrtn_plugin.engine.metrics import psnr_8bit, quantize_8bit
-from rrtn_plugin.engine.options import Progress, RestoreOptions
+from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.session import ClipSession, SessionResult
 
 __all__ = [
     "CacheUsage",
     "ClipResult",
     "ClipSession",
-    "Progress",
     "RestoreOptions",
     "SessionResult",
     "WorkCache",

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from rrtn_plugin.engine.cache import WorkCache
-from rrtn_plugin.engine.device import available_memory, resolve_device
-from rrtn_plugin.engine.options import Progress, RestoreOptions
+from rrtn_plugin.engine.device import resolve_device
+from rrtn_plugin.engine.memory import default_budget
+from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.session import ClipSession
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.progress import Progress
 
 CACHE_SHARE = 0.25
 """Part of the memory budget a one-call restore keeps for the flows and masks windows share."""
@@ -122,7 +124,7 @@ def restore_clip(
 def one_call_cache(options: RestoreOptions) -> WorkCache:
     """A cache for one call's windows to share flows and masks: a part of the memory budget."""
     device = resolve_device(options.device)
-    budget = options.memory_budget or int(0.8 * available_memory(device))
+    budget = options.memory_budget or default_budget(device)
     return WorkCache(device=device, device_budget=int(CACHE_SHARE * budget))
 
 

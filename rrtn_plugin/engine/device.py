@@ -44,10 +44,10 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """fp32 anywhere; bf16 on CUDA and on CPUs whose oneDNN has bf16 kernels (AVX-512; fast with
-    AVX512-BF16 or AMX: 1.3–1.4× fp32 on the test machine); fp16 only on CUDA. Elsewhere PyTorch
-    falls back to reference kernels, tens of times slower than fp32. Error against fp32 per
-    pass: ``bench/precision.py``."""
+    """fp32 anywhere; bf16 on CUDA and on CPUs whose oneDNN has bf16 kernels (AVX-512; faster
+    than fp32 with AVX512-BF16 or AMX); fp16 only on CUDA. Elsewhere PyTorch falls back to
+    reference kernels, far slower than fp32. Error against fp32 per pass, and the times:
+    ``bench/precision.py``."""
     if precision not in PRECISIONS:
         raise RRTNError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
     if precision == "fp32" or device.type == "cuda":
@@ -108,11 +108,11 @@ def tune_host_allocator() -> bool:
     """Make glibc's malloc keep and reuse the network's large temporary tensors.
 
     By default glibc maps each large block afresh and returns it on free, so every feature map
-    of a forward costs page faults on first touch; on CPU that was a third of the network's
-    time at 128×160 (``bench/speed.py``). With blocks up to 32 MiB served from a heap that is
-    not trimmed below 1 GiB, the pages are faulted once and reused. The process then keeps up
-    to 1 GiB of freed memory. Applies to the whole process, once; returns whether it could
-    (glibc on Linux only).
+    of a forward costs page faults on first touch, a large part of the network's time on CPU
+    (``bench/speed.py --default-allocator`` measures it). With blocks up to 32 MiB served from a
+    heap that is not trimmed below 1 GiB, the pages are faulted once and reused. The process
+    then keeps up to 1 GiB of freed memory. Applies to the whole process, once; returns whether
+    it could (glibc on Linux only).
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -18,15 +18,29 @@ and tiles only the network (:func:`plan_memory`): whole frames when they fit, el
 tile (a multiple of 16, at least 128) whose cost fits what the budget leaves, and only when not
 even that fits a shorter window (never with ``fixed_window``: farm chunks are planned for the
 asked window). :func:`plan_schedule` applies this to a session's options; on a GPU,
-:func:`tiles_at_once` says how many tiles the network can take as one batch.
+:func:`tiles_at_once` says how many tiles the network can take as one batch. The budget, unless
+given, is :func:`default_budget`.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
+
+from rrtn_plugin.engine.device import available_memory
 from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
+
+BUDGET_SHARE = 0.8
+"""Part of a device's free memory the engine budgets for when no budget is given."""
+
+
+def default_budget(device: torch.device) -> int:
+    """The memory budget on ``device`` when none is given: :data:`BUDGET_SHARE` of its free
+    memory (sessions, one-call restores and the server all use this)."""
+    return int(BUDGET_SHARE * available_memory(device))
+
 
 STEP_BYTES_PER_PIXEL = 11_000
 FRAME_BYTES_PER_PIXEL = 800

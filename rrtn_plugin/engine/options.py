@@ -1,12 +1,36 @@
-"""What the engine is asked to do (:class:`RestoreOptions`) and what it reports (`Progress`)."""
+"""What the engine is asked to do: :class:`RestoreOptions`, and the one description of each of
+its options (:data:`OPTIONS`).
+
+Every field of :class:`RestoreOptions` carries its description in its metadata: type, default,
+allowed range or choices, and a help line. :data:`OPTIONS` lists them as :class:`OptionSpec`
+values, and everything that shows or takes an option is made from them: the ranges
+:meth:`RestoreOptions.check` enforces, the command line's arguments (``rrtn_plugin.cli``), the
+options a server advertises and the values it accepts (``rrtn_plugin.server``), and the flags
+farm tasks run with (``rrtn_plugin.farm``). Front ends write some values their own way (0 for
+"unset" where ``zero_unsets``; GiB for bytes where ``unit``): :func:`options_from` and
+:meth:`OptionSpec.to_front` translate.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, cast
 
+from rrtn_plugin.engine.device import PRECISIONS
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.model.flow import RAFT_MIN_SIDE
+
+MAX_WINDOW = 120
+FLOW_MAX_PIXELS_LIMIT = 1 << 26
+"""The largest ``flow_max_pixels``: 8192 × 8192 (0 on the command line: full size)."""
+
+
+def _option(kind: type, default: Any, help: str, **description: Any) -> Any:
+    """A :class:`RestoreOptions` field described as an option (see :class:`OptionSpec`)."""
+    return field(default=default, metadata={"type": kind, "help": help, **description})
 
 
 @dataclass(frozen=True)
@@ -33,59 +57,270 @@ class RestoreOptions:
         keep_motion: also return per-frame motion vectors of the first pass.
         fixed_window: never shorten the window to fit ``memory_budget``; fail instead (farm
             tasks: their chunks were planned for this window).
+
+    The ranges each accepts are in the fields' descriptions (:data:`OPTIONS`).
     """
 
-    window: int = 30
-    overlap: int | None = None
-    max_passes: int = 4
-    stop_psnr: float = 43.0
-    flow_max_pixels: int | None = 1 << 20
-    tile: int | None = None
-    tile_overlap: int = 32
-    memory_budget: int | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    quantize_between_passes: bool = False
-    keep_motion: bool = False
-    fixed_window: bool = False
+    window: int = _option(
+        int, 30, "frames per network run", minimum=3, maximum=MAX_WINDOW, served=True
+    )
+    overlap: int | None = _option(
+        int,
+        None,
+        "frames shared by consecutive windows",
+        minimum=0,
+        maximum=MAX_WINDOW - 1,
+        below="window",
+        unset="half the window",
+        served=True,
+    )
+    max_passes: int = _option(
+        int,
+        4,
+        "recursion passes at most, the first included",
+        minimum=1,
+        maximum=8,
+        per_model=True,
+        served=True,
+    )
+    stop_psnr: float = _option(
+        float,
+        43.0,
+        "stop recursing once a pass changes the frames less than this PSNR, in dB on 8-bit "
+        "frames (inf: always run max_passes)",
+        minimum=0,
+        maximum=1000,
+        also=(math.inf,),
+        served=True,
+    )
+    flow_max_pixels: int | None = _option(
+        int,
+        1 << 20,
+        "estimate flow on frames downscaled to about this many pixels (0: full size)",
+        minimum=RAFT_MIN_SIDE**2,
+        maximum=FLOW_MAX_PIXELS_LIMIT,
+        zero_unsets=True,
+        served=True,
+    )
+    tile: int | None = _option(
+        int,
+        None,
+        "tile side in pixels for the network (0: never tile)",
+        minimum=128,
+        maximum=8192,
+        step=16,
+        also=(0,),
+        unset="chosen from the memory budget",
+        served=True,
+    )
+    tile_overlap: int = _option(
+        int, 32, "pixels shared by neighbouring tiles", minimum=0, step=2, cli=False
+    )
+    memory_budget: int | None = _option(
+        int,
+        None,
+        "memory the engine may use on the device",
+        minimum=1,
+        unit=("GiB", 1 << 30),
+        zero_unsets=True,
+        unset="80 % of what is free",
+    )
+    device: str = _option(
+        str, "auto", "where to compute: auto (CUDA when present), cpu, cuda, cuda:N"
+    )
+    precision: str = _option(
+        str,
+        "fp32",
+        "arithmetic precision: bf16 needs CUDA or a CPU with AVX-512, fp16 needs CUDA",
+        choices=tuple(PRECISIONS),
+        served=True,
+    )
+    quantize_between_passes: bool = _option(
+        bool, False, "round to 8 bits between passes, as the reference does"
+    )
+    keep_motion: bool = _option(
+        bool, False, "also return the first pass's motion vectors", cli=False
+    )
+    fixed_window: bool = _option(
+        bool,
+        False,
+        "never shorten the window to fit the memory budget; fail instead (farm tasks, whose "
+        "chunks were planned for the window)",
+    )
 
     @property
     def window_overlap(self) -> int:
         return self.window // 2 if self.overlap is None else self.overlap
 
     def check(self) -> None:
-        """Raise RRTNError naming the first option that is out of range."""
-        if self.window < 3:
-            raise RRTNError(f"window must be at least 3 frames, got {self.window}")
-        if not 0 <= self.window_overlap < self.window:
-            raise RRTNError(f"overlap must be in [0, window={self.window}), got {self.overlap}")
-        if self.max_passes < 1:
-            raise RRTNError(f"max_passes must be at least 1, got {self.max_passes}")
-        if math.isnan(self.stop_psnr) or self.stop_psnr == -math.inf:
-            raise RRTNError(f"stop_psnr must be a number of dB or inf, got {self.stop_psnr}")
-        if self.flow_max_pixels is not None and self.flow_max_pixels < RAFT_MIN_SIDE**2:
-            raise RRTNError(
-                f"flow_max_pixels must be at least {RAFT_MIN_SIDE**2}, got {self.flow_max_pixels}"
-            )
-        if self.tile is not None and self.tile != 0 and (self.tile < 128 or self.tile % 16):
-            raise RRTNError(f"tile must be a multiple of 16 and at least 128, got {self.tile}")
-        if self.tile_overlap < 0 or self.tile_overlap % 2:
-            raise RRTNError(f"tile_overlap must be even and ≥ 0, got {self.tile_overlap}")
-        if self.memory_budget is not None and self.memory_budget <= 0:
-            raise RRTNError(f"memory_budget must be positive, got {self.memory_budget}")
+        """Raise RRTNError naming the first option that is out of range, its value and the
+        range (:data:`OPTIONS`)."""
+        for spec in OPTIONS:
+            spec.validate(getattr(self, spec.name), self)
+
+
+def option_flag(name: str) -> str:
+    """The command line's flag for an option or job setting: ``max_passes`` → ``--max-passes``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
-class Progress:
-    """One step of work.
+class OptionSpec:
+    """One option of :class:`RestoreOptions`, described once for every front end.
 
-    ``stage`` is "flow" (RAFT pairs of this pass: ``done`` of ``total``), "restore" (windows of
-    this pass), or, from jobs, "read"/"write" (frames, ``pass_number`` 0). ``frame`` is the
-    last frame finished, when there is one.
+    Attributes:
+        name: the field; the command line's flag is :func:`option_flag` of it, and a served
+            option is the protocol's ``SessionOptions`` field of the same name.
+        type: ``int``, ``float``, ``str`` or ``bool`` (a switch).
+        default: the field's default.
+        help: one line for ``--help`` and for hosts' knobs.
+        minimum, maximum: the allowed range, both included (None: open).
+        step: values must be multiples of it (tile: 16).
+        also: values allowed outside the range (stop_psnr: inf; tile: 0).
+        below: the option this one must stay below (overlap: window).
+        choices: the values a ``str`` option takes (none: any).
+        unset: what None means, for options that may be None.
+        zero_unsets: front ends write None as 0 (flow_max_pixels 0: full size).
+        unit: (name, size): front ends give the value in this unit (memory_budget: GiB).
+        per_model: the model in use brings its own default (max_passes: the bundled model's).
+        cli: a ``rrtn-plugin restore`` option.
+        served: a session option a server takes and advertises.
     """
 
-    pass_number: int
-    stage: str
-    done: int
-    total: int
-    frame: int | None = None
+    name: str
+    type: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    step: int = 1
+    also: tuple[float, ...] = ()
+    below: str | None = None
+    choices: tuple[str, ...] = ()
+    unset: str = ""
+    zero_unsets: bool = False
+    unit: tuple[str, int] | None = None
+    per_model: bool = False
+    cli: bool = True
+    served: bool = False
+
+    @property
+    def flag(self) -> str:
+        return option_flag(self.name)
+
+    def allowed(self, options: RestoreOptions | None = None) -> str:
+        """The values accepted, in words: ``a whole number from 1 to 8``. Given ``options``,
+        a ``below`` bound names its current value."""
+        if self.type is bool:
+            return "true or false"
+        if self.type is str:
+            return f"one of {', '.join(self.choices)}" if self.choices else "a name"
+        if self.type is float:
+            kind = "a number"
+        elif self.step == 1:
+            kind = "a whole number"
+        else:
+            kind = "an even number" if self.step == 2 else f"a multiple of {self.step}"
+        if self.minimum is not None and self.maximum is not None:
+            kind += f" from {_number(self.minimum)} to {_number(self.maximum)}"
+        elif self.minimum is not None:
+            kind += f" of at least {_number(self.minimum)}"
+        elif self.maximum is not None:
+            kind += f" of at most {_number(self.maximum)}"
+        if self.below:
+            current = f" ({getattr(options, self.below)})" if options is not None else ""
+            kind += f", below {self.below}{current}"
+        if self.also:
+            kind = " or ".join([*(_number(v) for v in self.also), kind])
+        return kind
+
+    def describe(self) -> str:
+        """The help line with the values accepted, as front ends show it."""
+        if self.unit is not None:
+            return f"{self.help}, in {self.unit[0]}"
+        if self.type is bool or (self.type is str and not self.choices):
+            return self.help
+        return f"{self.help}; {self.allowed()}"
+
+    def validate(self, value: Any, options: RestoreOptions) -> None:
+        """Raise RRTNError naming the option, ``value`` and the range if ``value`` is not
+        allowed; ``options`` holds the values ``below`` refers to."""
+        if value is None and (self.unset or self.zero_unsets):
+            return
+        if _fits(self, value, options):
+            return
+        raise RRTNError(f"{self.name} must be {self.allowed(options)}, got {value!r}")
+
+    def from_front(self, value: Any) -> Any:
+        """A front end's value (not None) as :class:`RestoreOptions` holds it."""
+        if self.zero_unsets and value == 0:
+            return None
+        if self.unit is not None:
+            return int(value * self.unit[1])
+        return value
+
+    def to_front(self, value: Any) -> Any:
+        """A :class:`RestoreOptions` value as front ends write it (inverse of
+        :meth:`from_front`; None stays None unless the option writes it as 0)."""
+        if value is None:
+            return 0 if self.zero_unsets else None
+        if self.unit is not None:
+            return value / self.unit[1]  # exact: a power of two
+        return value
+
+
+def _fits(spec: OptionSpec, value: Any, options: RestoreOptions) -> bool:
+    if spec.type is bool:
+        return isinstance(value, bool)
+    if spec.type is str:
+        return isinstance(value, str) and (not spec.choices or value in spec.choices)
+    kind = numbers.Integral if spec.type is int else numbers.Real
+    if not isinstance(value, kind) or isinstance(value, bool) or math.isnan(value):
+        return False
+    value = cast(float, value)  # a real number; typeshed's numbers.Real has no >=
+    if value in spec.also:
+        return True
+    return (
+        (spec.minimum is None or value >= spec.minimum)
+        and (spec.maximum is None or value <= spec.maximum)
+        and (spec.step == 1 or value % spec.step == 0)
+        and (spec.below is None or value < getattr(options, spec.below))
+    )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and value == int(value) else str(value)
+
+
+OPTIONS: tuple[OptionSpec, ...] = tuple(
+    OptionSpec(name=f.name, default=f.default, **f.metadata)
+    for f in fields(RestoreOptions)
+    if f.metadata
+)
+"""Every option of :class:`RestoreOptions`, in field order: each field declared with
+``_option`` (one without is no front end's, and :meth:`RestoreOptions.check` leaves it alone)."""
+
+
+def option_spec(name: str) -> OptionSpec:
+    """The description of the option ``name``; RRTNError if there is none."""
+    for spec in OPTIONS:
+        if spec.name == name:
+            return spec
+    raise RRTNError(f"no restore option '{name}' (options: {', '.join(s.name for s in OPTIONS)})")
+
+
+def options_from(values: Mapping[str, Any], base: RestoreOptions | None = None) -> RestoreOptions:
+    """``base`` (default: the defaults) with the options in ``values`` as a front end gives
+    them (see :meth:`OptionSpec.from_front`; None: base's value), checked.
+
+    Raises:
+        RRTNError: an unknown option, or a value out of its range (named, with the range).
+    """
+    changes = {
+        name: option_spec(name).from_front(value)
+        for name, value in values.items()
+        if value is not None
+    }
+    options = replace(base or RestoreOptions(), **changes)
+    options.check()
+    return options

@@ -11,14 +11,23 @@ A frame covered by several windows is their weighted average, each window weight
 frame's distance (in frames, from 1) to the window's nearer end: a frame near a window's edge,
 where that window saw little context on one side, is taken mostly from the window in which it
 sits deeper, and the weights change gradually from frame to frame, so no seam shows in time.
+
+Which frames a request reads follows from the windows: :func:`needed_frames` is the one rule,
+used by sessions (:meth:`ClipSession.needed_frames`) and farm chunks (:func:`frames_read`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
 import torch
 
+Window = tuple[int, int]
+"""[start, stop) frames of a window."""
 
-def plan_windows(start: int, stop: int, *, length: int, overlap: int) -> list[tuple[int, int]]:
+
+def plan_windows(start: int, stop: int, *, length: int, overlap: int) -> list[Window]:
     """[start, stop) ranges, in frame numbers, of the windows covering frames [start, stop)."""
     if length < 3:
         raise ValueError(f"window length must be at least 3 frames, got {length}")
@@ -51,27 +60,72 @@ def window_weights(length: int) -> torch.Tensor:
     return torch.minimum(pos + 1, length - pos).float()
 
 
+def covering(windows: Sequence[Window], frames: Iterable[int]) -> list[Window]:
+    """The windows, in order, that contain at least one of ``frames``."""
+    chosen = sorted(set(frames))
+    found = []
+    for start, stop in windows:
+        i = bisect_left(chosen, start)
+        if i < len(chosen) and chosen[i] < stop:
+            found.append((start, stop))
+    return found
+
+
+def mask_neighbours(frame: int, *, first: int, last: int) -> tuple[int, int]:
+    """(next, previous): the frames a frame's noise mask compares it with, in a clip of the
+    frames ``first``–``last`` (3 or more). At the clip's ends, where a neighbour is missing, the
+    reference's stand-ins: frame ``last − 2`` after the last, frame ``first + 2`` before the
+    first."""
+    return (frame + 1 if frame < last else last - 2), (frame - 1 if frame > first else first + 2)
+
+
+def needed_frames(
+    frames: Iterable[int], *, windows: Sequence[Window], clip: tuple[int, int], passes: int
+) -> list[int]:
+    """Every frame that restoring ``frames`` with ``passes`` recursion passes reads, sorted.
+
+    The rule: each pass, from the last back, needs the windows covering the frames it must
+    produce, and each of their frames' noise masks its two neighbours
+    (:func:`mask_neighbours`); the previous pass must then produce all those frames. Pass p of
+    a window thus reaches one window (and a neighbour) further on each side than pass p − 1.
+
+    Args:
+        frames: the frames asked for.
+        windows: the clip's windows (:func:`plan_windows`), or at least all of them within
+            ``passes`` windows and neighbours of ``frames``.
+        clip: the clip's first and last frame; at least 3 frames (shorter clips are extended by
+            temporal reflection first).
+        passes: recursion passes, at least 1.
+    """
+    if clip[1] - clip[0] < 2:
+        raise ValueError(f"the rule needs a clip of 3 frames or more, got {clip[0]}-{clip[1]}")
+    wanted = set(frames)
+    for _ in range(passes):
+        around: set[int] = set()
+        for s, e in covering(windows, wanted):
+            for v in range(s, e):
+                around |= {v, *mask_neighbours(v, first=clip[0], last=clip[1])}
+        wanted = around
+    return sorted(wanted)
+
+
 def frames_read(
     first: int, last: int, *, clip: tuple[int, int], length: int, overlap: int, passes: int
 ) -> tuple[int, int]:
     """The frames (first and last, inclusive) that restoring ``first``–``last`` of the clip
-    ``clip`` (its first and last frame) reads with ``passes`` passes.
-
-    Each pass, from the last back, needs the windows covering the frames it must produce, and
-    each frame's noise mask its two neighbours; the previous pass must then produce all those
-    frames. This is :meth:`ClipSession.needed_frames`'s rule on a clip of 3 frames or more.
-    A run that reads these frames computes the same windows as a run over the whole clip.
+    ``clip`` (its first and last frame) reads with ``passes`` passes: :func:`needed_frames`,
+    the rule :meth:`ClipSession.needed_frames` applies, on the windows near the range (a clip of
+    fewer than 3 frames is read whole). A run that reads these frames computes the same windows
+    as a run over the whole clip.
     """
     if not clip[0] <= first <= last <= clip[1]:
         raise ValueError(f"frames {first}-{last} are not in the clip {clip[0]}-{clip[1]}")
+    if clip[1] - clip[0] < 2:
+        return clip
     # Each pass reaches at most a window and a neighbour further, so the clip's windows beyond
     # that (and a window's margin) are never needed: plan only the part of the clip within it.
     reach = passes * (length + 1) + length
     part = (max(clip[0], first - reach), min(clip[1], last + reach))
     windows = plan_windows(part[0], part[1] + 1, length=length, overlap=overlap)
-    low, high = first, last
-    for _ in range(passes):
-        covering = [(s, e) for s, e in windows if s <= high and e > low]
-        low = max(clip[0], min(s for s, _ in covering) - 1)
-        high = min(clip[1], max(e for _, e in covering))  # the last covered frame + 1
-    return low, high
+    needed = needed_frames(range(first, last + 1), windows=windows, clip=clip, passes=passes)
+    return needed[0], needed[-1]

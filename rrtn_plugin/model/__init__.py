@@ -1,7 +1,8 @@
 """The RRTN network (``RRTN``), its builder and its checkpoints.
 
 Shapes throughout: clips are (N, T, C, H, W) float32 in [-1, 1] (display-referred luminance,
-C = 1 for the released weights); flows are (N, T, 2, H, W) in pixels, x first.
+C = 1 for the released weights); flows are (N, T, 2, H, W) in pixels, x first. How the network
+computes (kernels, layouts, frame batches) is one :class:`Kernels` value the model holds.
 """
 
 from rrtn_plugin.model.checkpoint import (
@@ -11,6 +12,7 @@ from rrtn_plugin.model.checkpoint import (
     read_metadata,
     save_rrtn,
 )
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.rrtn import (
     BRANCHES,
     RRTN,
@@ -23,6 +25,7 @@ from rrtn_plugin.model.rrtn import (
 __all__ = [
     "BRANCHES",
     "RRTN",
+    "Kernels",
     "RRTNConfig",
     "build_identity_rrtn",
     "build_rrtn",

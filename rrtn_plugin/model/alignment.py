@@ -2,10 +2,13 @@
 
 The modulated deformable convolution (DCNv2) is
 :func:`~rrtn_plugin.model.deform.sampled_deform_conv2d` on CPU (torchvision's result within float
-rounding, several times faster there) and :func:`torchvision.ops.deform_conv2d` elsewhere.
+rounding, several times faster there) and :func:`torchvision.ops.deform_conv2d` elsewhere, unless
+the module's :class:`~rrtn_plugin.model.kernels.Kernels` choose otherwise.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model.deform import sampled_deform_conv2d
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import cat_for_convolution
 
 
@@ -32,8 +36,9 @@ class SecondOrderDeformableAlignment(nn.Module):
     Parameter names follow the official checkpoints: ``weight`` (channels, 2·channels, 3, 3) and
     ``bias`` of the DCN, and ``conv_offset.{0,2,4,6}``.
 
-    ``kernel`` picks the DCN implementation: ``"auto"`` (sampled on CPU, torchvision elsewhere),
-    ``"sampled"`` or ``"torchvision"`` (benchmarks compare them).
+    The DCN implementation and the layout of the offset convolutions' maps are its
+    :class:`~rrtn_plugin.model.kernels.Kernels` (``deform``, ``channels_last_on_cpu``; set with
+    :meth:`set_kernels`).
     """
 
     def __init__(
@@ -42,7 +47,7 @@ class SecondOrderDeformableAlignment(nn.Module):
         super().__init__()
         self.deform_groups = deform_groups
         self.max_residue_magnitude = max_residue_magnitude
-        self.kernel = "auto"
+        self.kernels = Kernels()
         self.weight = nn.Parameter(torch.empty(channels, 2 * channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(channels))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
@@ -55,8 +60,12 @@ class SecondOrderDeformableAlignment(nn.Module):
             nn.LeakyReLU(0.1),
             nn.Conv2d(channels, 27 * deform_groups, 3, 1, 1),
         )
-        nn.init.zeros_(self.conv_offset[-1].weight)
-        nn.init.zeros_(self.conv_offset[-1].bias)
+        nn.init.zeros_(cast(torch.Tensor, self.conv_offset[-1].weight))
+        nn.init.zeros_(cast(torch.Tensor, self.conv_offset[-1].bias))
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels`` from now on."""
+        self.kernels = kernels
 
     def forward(
         self,
@@ -78,21 +87,22 @@ class SecondOrderDeformableAlignment(nn.Module):
         Returns:
             (N, C, H, W) aligned features.
         """
-        hidden = self.conv_offset[:-1](cat_for_convolution([condition, flow_n1, flow_n2]))
+        hidden = self.conv_offset[:-1](
+            cat_for_convolution([condition, flow_n1, flow_n2], kernels=self.kernels)
+        )
         # The last conv predicts, per kernel point and group, a (dy, dx) residue o, then a mask.
         # As two convolutions each output stays under glibc's 32 MiB limit for reused memory at
         # 128×160 (one 432-channel map is 35 MB, mapped and page-faulted afresh at each call).
-        # Channels-first, because the DCN reads them a (group, point) plane at a time: 3 ms less
-        # per call at 128×160 than channels-last outputs, whose convolutions are 1.5 ms faster.
+        # Channels-first, because the DCN reads them a (group, point) plane at a time: that saves
+        # more in the DCN than channels-last outputs would gain in these two convolutions.
         hidden = hidden.contiguous()
-        last = self.conv_offset[-1]
+        last = cast(nn.Conv2d, self.conv_offset[-1])
+        weight, bias = last.weight, cast(torch.Tensor, last.bias)
         split = 2 * last.out_channels // 3
-        mask = torch.sigmoid(F.conv2d(hidden, last.weight[split:], last.bias[split:], padding=1))
+        mask = torch.sigmoid(F.conv2d(hidden, weight[split:], bias[split:], padding=1))
         # The residue is bounded as m·tanh(o) = 2m·σ(2o) − m (CPU sigmoid kernels are several
         # times faster than tanh), the 2 of 2o taken into the weights (exact).
-        sigmoid = torch.sigmoid(
-            F.conv2d(hidden, 2 * last.weight[:split], 2 * last.bias[:split], padding=1)
-        )
+        sigmoid = torch.sigmoid(F.conv2d(hidden, 2 * weight[:split], 2 * bias[:split], padding=1))
         n, _, h, w = sigmoid.shape
         # DCN offsets are (dy, dx) per kernel point; flows are (x, y). Each frame's offsets are
         # its flow plus its residues, laid out (frame, point·group, yx). Out of place: under
@@ -103,9 +113,6 @@ class SecondOrderDeformableAlignment(nn.Module):
         offset = torch.add(
             flows.contiguous(), sigmoid.view(n, 2, split // 4, 2, h, w), alpha=2 * m
         ).view(n, split, h, w)
-        kernel = self.kernel
-        if kernel == "auto":
-            kernel = "sampled" if feats.device.type == "cpu" else "torchvision"
-        if kernel == "sampled":
+        if self.kernels.deform_kernel(feats.device) == "sampled":
             return sampled_deform_conv2d(feats, offset, self.weight, self.bias, mask)
         return deform_conv2d(feats, offset, self.weight, self.bias, padding=(1, 1), mask=mask)

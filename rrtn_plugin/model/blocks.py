@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import for_convolution
 
 
@@ -27,8 +28,8 @@ class ResidualBlock(nn.Module):
 class ConvResBlock(nn.Module):
     """conv3x3 (in → out channels) → LeakyReLU(0.1) → ``num_blocks`` residual blocks.
 
-    Shapes: (N, in_channels, H, W) → (N, out_channels, H, W), laid out for convolution
-    (:mod:`rrtn_plugin.model.layout`). The state-dict layout
+    Shapes: (N, in_channels, H, W) → (N, out_channels, H, W), laid out for convolution as its
+    :class:`~rrtn_plugin.model.kernels.Kernels` say (:meth:`set_kernels`). The state-dict layout
     (``conv_resblock.0`` the conv, ``conv_resblock.2.<i>`` the blocks) is the official one.
     """
 
@@ -39,9 +40,14 @@ class ConvResBlock(nn.Module):
             nn.LeakyReLU(0.1),
             nn.Sequential(*(ResidualBlock(out_channels) for _ in range(num_blocks))),
         )
+        self.kernels = Kernels()
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels``' convolution layout from now on."""
+        self.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_resblock(for_convolution(x))
+        return self.conv_resblock(for_convolution(x, kernels=self.kernels))
 
 
 class ConvPixelShuffle(nn.Module):

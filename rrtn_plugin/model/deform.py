@@ -3,9 +3,10 @@
 The same arithmetic as :func:`torchvision.ops.deform_conv2d` (bilinear sampling with zeros
 outside the image, offsets as (dy, dx) per kernel point and offset group, modulation per point),
 expressed as a batched ``grid_sample`` plus a matrix product, a band of output rows at a time so
-that the sampled columns stay small (:data:`BAND_PIXELS`). On CPU it is about 4× faster than
-torchvision's kernel forward at 128×160 and an order of magnitude faster backward, so the network
-uses it on CPU; other devices keep torchvision's kernel.
+that the sampled columns stay small (:data:`BAND_PIXELS`). On CPU it is several times faster
+than torchvision's kernel forward, and more still backward, so the network uses it on CPU; other
+devices keep torchvision's kernel (:class:`~rrtn_plugin.model.kernels.Kernels`; figures in
+``bench/training.py`` and ``bench/speed.py``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def sampled_deform_conv2d(
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
         grid_y = torch.arange(top, bottom, dtype=x.dtype, device=x.device).view(-1, 1) + tap_y
-        base = torch.stack(torch.broadcast_tensors(grid_y, grid_x), dim=-1) * scale - 1.0
+        # torch.broadcast_tensors is unannotated in torch.
+        pair = torch.broadcast_tensors(grid_y, grid_x)  # type: ignore[no-untyped-call]
+        base = torch.stack(pair, dim=-1) * scale - 1.0
         grid = torch.addcmul(base, delta[:, :, :, top:bottom], scale)
         sampled = F.grid_sample(
             source,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ from torchvision.models.optical_flow import raft_large
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 from torchvision.models.optical_flow.raft import RAFT
 
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import for_convolution
 
 RAFT_MIN_SIDE = 128
@@ -43,9 +45,10 @@ class DISFlow(nn.Module):
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) × 2 in [-1, 1] → (B, 2, H, W) flow on image1's grid (x first)."""
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         first, second = _to_gray8(image1), _to_gray8(image2)
-        flows = [dis.calc(a, b, None) for a, b in zip(first, second, strict=True)]
+        # OpenCV's stubs omit that the output flow may be None (allocated by calc).
+        flows = [dis.calc(a, b, None) for a, b in zip(first, second, strict=True)]  # type: ignore[call-overload]
         out = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)
         return out.to(device=image1.device, dtype=torch.float32)
 
@@ -88,6 +91,7 @@ def estimate_pair_flows(
     pairs: Sequence[tuple[int, int]],
     *,
     num_updates: int = 24,
+    kernels: Kernels | None = None,
 ) -> torch.Tensor:
     """Flows between frames of a clip: for each pair (a, b), the flow on frame a's grid that
     warps frame b onto it.
@@ -97,7 +101,8 @@ def estimate_pair_flows(
     so a frame in four pairs is encoded once instead of four times; the correlation pyramid
     (:class:`CorrelationPyramid`) and the refinement run per pair, the context's share of the
     refinement's gates is computed once (:class:`FixedContextGRU`), and only the final flow is
-    upsampled. RAFT's maps are laid out for convolution (:mod:`rrtn_plugin.model.layout`).
+    upsampled. RAFT's maps are laid out for convolution as ``kernels`` say (default
+    :class:`Kernels`; :mod:`rrtn_plugin.model.layout`).
     The flows are torchvision RAFT's last predictions for the same pairs, within float rounding
     (< 1e-4 px).
 
@@ -122,14 +127,14 @@ def estimate_pair_flows(
             f"RAFT needs H and W multiples of {RAFT_MULTIPLE} and at least "
             f"{RAFT_MIN_SIDE}, got {h}x{w}"
         )
-    images = for_convolution(raft_input(frames))
+    images = for_convolution(raft_input(frames), kernels=kernels)
     used = sorted(set(first) | set(second))
     features = flow_net.feature_encoder(images[used])
     feature_of = {frame: i for i, frame in enumerate(used)}
     sources = sorted(set(first))
     context_of = {frame: i for i, frame in enumerate(sources)}
     context = flow_net.context_encoder(images[sources])[[context_of[a] for a in first]]
-    context = for_convolution(context)
+    context = for_convolution(context, kernels=kernels)
     hidden_size = flow_net.update_block.hidden_state_size
     hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
     hidden, context = torch.tanh(hidden), F.relu(context)
@@ -145,7 +150,7 @@ def estimate_pair_flows(
         for gru in (update.recurrent_block.convgru1, update.recurrent_block.convgru2)
     ]
     coords0 = make_coords_grid(len(pairs), h // 8, w // 8).to(frames.device)
-    coords0 = for_convolution(coords0)
+    coords0 = for_convolution(coords0, kernels=kernels)
     coords1 = coords0
     for _ in range(num_updates):
         motion = update.motion_encoder(coords1 - coords0, correlation.lookup(coords1))
@@ -224,6 +229,14 @@ class CorrelationPyramid:
         return torch.cat(windows, dim=-1).permute(0, 3, 1, 2)
 
 
+class ConvGRU(Protocol):
+    """What :class:`FixedContextGRU` reads of torchvision's ``ConvGRU`` (untyped there)."""
+
+    convz: nn.Conv2d
+    convr: nn.Conv2d
+    convq: nn.Conv2d
+
+
 class FixedContextGRU:
     """One of RAFT's ConvGRUs (torchvision's ``ConvGRU``) for a run of refinements in which the
     context part of its input stays the same.
@@ -236,7 +249,7 @@ class FixedContextGRU:
     → the next hidden state (B, Ch, h, w).
     """
 
-    def __init__(self, gru: nn.Module, context: torch.Tensor) -> None:
+    def __init__(self, gru: ConvGRU, context: torch.Tensor) -> None:
         hidden = gru.convz.out_channels
         cut = (hidden, hidden + context.shape[1])
 
@@ -258,7 +271,7 @@ class FixedContextGRU:
 
     def __call__(self, hidden: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         zr = F.conv2d(torch.cat([hidden, motion], dim=1), self.weight_zr, padding=self.padding)
-        z, r = torch.sigmoid(zr + self.fixed_zr).split(self.hidden, dim=1)
+        z, r = torch.split(torch.sigmoid(zr + self.fixed_zr), self.hidden, dim=1)
         q = (
             2
             * torch.sigmoid(

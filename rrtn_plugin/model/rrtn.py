@@ -9,14 +9,18 @@ Tensor API (all frames in RRTN's encoding: display-referred luminance mapped to 
   and mask, given adjacent-pair flows (N, T−1, 2, H, W); the clip engine calls this with flows it
   computed once per pair and masks built from each frame's true neighbours.
 
-``build_rrtn(config)`` builds the network from hyper-parameters; checkpoints are read by
-:mod:`rrtn_plugin.model.checkpoint`.
+``build_rrtn(config, kernels=…)`` builds the network from hyper-parameters, to run with the
+given :class:`~rrtn_plugin.model.kernels.Kernels` (``model.set_kernels`` changes them later);
+checkpoints are read by :mod:`rrtn_plugin.model.checkpoint`. ``model.fingerprint()`` names the
+network's weights and hyper-parameters for cache keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,6 +28,7 @@ from torch import nn
 from rrtn_plugin.model.alignment import SecondOrderDeformableAlignment
 from rrtn_plugin.model.blocks import ConvPixelShuffle, ConvResBlock
 from rrtn_plugin.model.flow import RAFT_MIN_SIDE, build_flow_net, estimate_pair_flows
+from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import cat_for_convolution
 from rrtn_plugin.model.swin import SwinBackbone
 from rrtn_plugin.model.warp import flow_warp
@@ -89,6 +94,7 @@ class RRTN(nn.Module):
         upsample1, upsample2: F → F convs (pixel shuffle ×1) of the output head.
         conv_hr: F → F conv; conv_last: F → C conv, added to the input frame.
         config: the hyper-parameters the parts were built with.
+        kernels: how the network computes (:meth:`set_kernels`); the defaults by default.
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class RRTN(nn.Module):
         conv_hr: nn.Module,
         conv_last: nn.Module,
         config: RRTNConfig,
+        kernels: Kernels | None = None,
     ) -> None:
         super().__init__()
         for parts, name in ((deform_align, "deform_align"), (backbone, "backbone")):
@@ -120,6 +127,53 @@ class RRTN(nn.Module):
         self.conv_hr = conv_hr
         self.conv_last = conv_last
         self.lrelu = nn.LeakyReLU(0.1)
+        self._fingerprint: str | None = None
+        self.set_kernels(kernels or Kernels())
+
+    # -- kernels and identity ----------------------------------------------------------------
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Compute with ``kernels`` from now on, in every part that has a choice: the feature
+        extraction and reconstruction (layout), each branch's alignment (DCN kernel, layout)
+        and Swin backbone (attention, linear layers, layout), RAFT (layout) and the per-frame
+        batches. Parts that are not this package's modules keep their own ways."""
+        self.kernels = kernels
+        parts = (
+            self.feat_extract,
+            self.reconstruction,
+            *self.deform_align.values(),
+            *self.backbone.values(),
+        )
+        for part in parts:
+            if isinstance(part, (ConvResBlock, SecondOrderDeformableAlignment, SwinBackbone)):
+                part.set_kernels(kernels)
+
+    def fingerprint(self) -> str:
+        """A content hash of the network: its hyper-parameters and every state-dict tensor's
+        name, dtype, shape and bytes. Networks with equal weights have equal fingerprints,
+        whatever object holds them; it names the network in cache keys.
+
+        Computed once, at the first call (the weights are read to the host once), and kept: a
+        change of the weights in place afterwards (training, ``.half()``) is not seen, except
+        through :meth:`load_state_dict`, which forgets it. The kernels are not part of it.
+        """
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(self.config).encode())
+            for name, tensor in self.state_dict().items():
+                data = tensor.detach().contiguous().cpu()
+                h.update(f"{name}{data.dtype}{tuple(data.shape)}".encode())
+                if data.numel():
+                    h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """``nn.Module.load_state_dict``; the network's :meth:`fingerprint` is taken afresh."""
+        self._fingerprint = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- validation --------------------------------------------------------------------------
 
@@ -163,7 +217,11 @@ class RRTN(nn.Module):
         """(T, C, H, W) frames and (a, b) index pairs → (P, 2, H, W): for each pair, the flow
         on frame a's grid that warps frame b onto it (each frame encoded once)."""
         return estimate_pair_flows(
-            self.flow_net, frames, pairs, num_updates=self.config.flow_updates
+            self.flow_net,
+            frames,
+            pairs,
+            num_updates=self.config.flow_updates,
+            kernels=self.kernels,
         )
 
     def compute_flow(self, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,7 +276,7 @@ class RRTN(nn.Module):
 
     def spatial_features(self, lq: torch.Tensor, noise_mask: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) frames and (N, 1, H, W) masks → (N, F, H, W) spatial features."""
-        return self.feat_extract(cat_for_convolution([lq, noise_mask]))
+        return self.feat_extract(cat_for_convolution([lq, noise_mask], kernels=self.kernels))
 
     def restore(
         self,
@@ -252,7 +310,7 @@ class RRTN(nn.Module):
             if flows.shape != (n, t - 1, 2, h, w):
                 raise ValueError(f"{name} must be {(n, t - 1, 2, h, w)}, got {tuple(flows.shape)}")
         step = on_step or _no_op
-        batches = frame_batches(t, n * h * w)
+        batches = frame_batches(t, n * h * w, kernels=self.kernels)
         if spatial is None:
             spatial = [
                 feats
@@ -330,7 +388,7 @@ class RRTN(nn.Module):
                     flow_n2,
                 )
             inputs = [current, *(earlier[b][idx] for b in earlier), feat_prop]
-            feat_prop = feat_prop + backbone(cat_for_convolution(inputs))
+            feat_prop = feat_prop + backbone(cat_for_convolution(inputs, kernels=self.kernels))
             visited.append(feat_prop)
             step()
         return visited[::-1] if backward else visited
@@ -338,7 +396,7 @@ class RRTN(nn.Module):
     def _reconstruct(self, lq: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """(B, C, H, W) frames and their 5 (B, F, H, W) feature maps (spatial, then each
         branch's) → (B, C, H, W) restored frames."""
-        x = self.reconstruction(cat_for_convolution(features))
+        x = self.reconstruction(cat_for_convolution(features, kernels=self.kernels))
         x = self.lrelu(self.upsample1(x))
         x = self.lrelu(self.upsample2(x))
         x = self.lrelu(self.conv_hr(x))
@@ -351,16 +409,15 @@ def _no_op() -> None:
 
 FRAME_BATCH_PIXELS = 1 << 21
 """Pixels the per-frame stages (spatial features, reconstruction) take in one batch."""
-FRAME_BATCH = 8
-"""Frames in one batch at most: their transient maps (≈ 600 B/px each) then stay below one
-propagation step's working set (:mod:`rrtn_plugin.engine.memory`), which the memory plan
-covers, whatever the tile size."""
 
 
-def frame_batches(frames: int, pixels_per_frame: int) -> list[range]:
-    """Consecutive ranges of ``frames`` frames, each of at most :data:`FRAME_BATCH` frames and
-    :data:`FRAME_BATCH_PIXELS` pixels (one frame at least)."""
-    size = max(1, min(FRAME_BATCH, FRAME_BATCH_PIXELS // max(pixels_per_frame, 1)))
+def frame_batches(
+    frames: int, pixels_per_frame: int, *, kernels: Kernels | None = None
+) -> list[range]:
+    """Consecutive ranges of ``frames`` frames, each of at most ``kernels.frame_batch`` frames
+    (default :class:`Kernels`: 8) and :data:`FRAME_BATCH_PIXELS` pixels (one frame at least)."""
+    most = (kernels or Kernels()).frame_batch
+    size = max(1, min(most, FRAME_BATCH_PIXELS // max(pixels_per_frame, 1)))
     return [range(i, min(i + size, frames)) for i in range(0, frames, size)]
 
 
@@ -371,11 +428,12 @@ def _batch(x: torch.Tensor, frames: range) -> torch.Tensor:
 
 def _unbatch(x: torch.Tensor, n: int) -> list[torch.Tensor]:
     """(k·N, C, H, W), frame-major → k tensors of (N, C, H, W)."""
-    return list(x.split(n))
+    return list(torch.split(x, n))
 
 
-def build_rrtn(config: RRTNConfig | None = None) -> RRTN:
-    """A freshly initialised RRTN (in eval mode) with the given hyper-parameters."""
+def build_rrtn(config: RRTNConfig | None = None, *, kernels: Kernels | None = None) -> RRTN:
+    """A freshly initialised RRTN (in eval mode) with the given hyper-parameters, computing
+    with ``kernels`` (default :class:`Kernels`)."""
     cfg = config or RRTNConfig()
     f = cfg.num_feat
     if cfg.embed_dim // 4 != f:
@@ -412,17 +470,20 @@ def build_rrtn(config: RRTNConfig | None = None) -> RRTN:
         conv_hr=nn.Conv2d(f, f, 3, 1, 1),
         conv_last=nn.Conv2d(f, cfg.in_channels, 3, 1, 1),
         config=cfg,
+        kernels=kernels,
     )
     return model.eval()
 
 
-def build_identity_rrtn(config: RRTNConfig | None = None) -> RRTN:
+def build_identity_rrtn(
+    config: RRTNConfig | None = None, *, kernels: Kernels | None = None
+) -> RRTN:
     """An RRTN whose output equals its input exactly (its last conv is zero).
 
     Flow and noise mask are still computed (by an untrained RAFT), so every stage runs: for
     testing the plumbing around the network, and for running without trained weights.
     """
-    model = build_rrtn(config)
-    nn.init.zeros_(model.conv_last.weight)
-    nn.init.zeros_(model.conv_last.bias)
+    model = build_rrtn(config, kernels=kernels)
+    nn.init.zeros_(cast(torch.Tensor, model.conv_last.weight))
+    nn.init.zeros_(cast(torch.Tensor, model.conv_last.bias))
     return model

@@ -8,11 +8,14 @@ Module and parameter names follow the official checkpoints (``backbone.<branch>.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from rrtn_plugin.model.kernels import Kernels
 
 
 def relative_position_index(window_size: int) -> torch.Tensor:
@@ -75,19 +78,23 @@ class TokenLinear(nn.Linear):
     """``nn.Linear`` over tokens (…, C_in) → (…, C_out), run on CPU as a 1×1 convolution.
 
     The tokens, viewed as a channels-last map, go to oneDNN's convolution instead of the BLAS
-    matmul behind ``nn.Linear``: the same sums (bit-identical in float32 here), about twice as
-    fast for these 64- and 128-channel layers on CPUs where that BLAS takes a generic path (MKL
-    on AMD). Other devices, and tokens that are not contiguous, keep ``nn.Linear``, as does
-    ``as_convolution = False`` (benchmarks compare them).
+    matmul behind ``nn.Linear``: the same sums (bit-identical in float32 here), faster for these
+    64- and 128-channel layers on CPUs where that BLAS takes a generic path (MKL on AMD). Other
+    devices, and tokens that are not contiguous, keep ``nn.Linear``, as does
+    ``Kernels(linear_as_convolution=False)`` (:attr:`kernels`, set by :meth:`set_kernels`).
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features)
-        self.as_convolution = True
+        self.kernels = Kernels()
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels.linear_as_convolution`` from now on."""
+        self.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
-            not self.as_convolution
+            not self.kernels.linear_as_convolution
             or x.device.type != "cpu"
             or not x.is_contiguous()
             or x.ndim < 2
@@ -107,13 +114,14 @@ class WindowAttention(nn.Module):
     Shapes: windows (B·nW, S², C) and an additive bias (1 or nW, heads, S², S²) from
     :meth:`attention_bias` → (B·nW, S², C).
 
-    ``kernel`` picks how softmax(q·kᵀ·scale + bias)·v is computed: ``"sdpa"``
-    (:func:`torch.nn.functional.scaled_dot_product_attention`, fused kernels), ``"baddbmm"`` (the
-    bias added inside the first batched matmul; on CPU, where SDPA's kernel is slow for these
-    64-token windows of 16-dim heads, it halves the attention's time), ``"auto"`` (baddbmm on
-    CPU, SDPA elsewhere) or ``"reference"`` (step by step as the reference does; benchmarks
-    compare them).
+    How softmax(q·kᵀ·scale + bias)·v is computed is ``kernels.attention``
+    (:class:`~rrtn_plugin.model.kernels.Kernels`, set by :meth:`set_kernels`; benchmarks and
+    tests compare the kernels).
     """
+
+    relative_position_index: torch.Tensor
+    """(S², S²) buffer: the bias table's row for each (query, key) pair (see
+    :func:`relative_position_index`)."""
 
     def __init__(self, dim: int, *, window_size: int, num_heads: int) -> None:
         super().__init__()
@@ -122,7 +130,7 @@ class WindowAttention(nn.Module):
         self.num_heads = num_heads
         self.window_size = window_size
         self.scale = (dim // num_heads) ** -0.5
-        self.kernel = "auto"
+        self.kernels = Kernels()
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1) ** 2, num_heads)
         )
@@ -131,6 +139,12 @@ class WindowAttention(nn.Module):
         )
         self.qkv = TokenLinear(dim, 3 * dim)
         self.proj = TokenLinear(dim, dim)
+
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels`` for the attention and the linear layers from now on."""
+        self.kernels = kernels
+        self.qkv.set_kernels(kernels)
+        self.proj.set_kernels(kernels)
 
     def attention_bias(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The relative-position bias plus the optional (nW, S², S²) shift mask:
@@ -150,9 +164,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(bw, n, 3, heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B·nW, heads, S², C/heads)
         bias = bias.to(q.dtype)
-        kernel = self.kernel
-        if kernel == "auto":
-            kernel = "baddbmm" if x.device.type == "cpu" else "sdpa"
+        kernel = self.kernels.attention_kernel(x.device)
         if kernel == "baddbmm":
             q, k, v = qkv.reshape(3, bw * heads, n, d).unbind(0)
             if bw == windows:  # a bias per window: added inside the first matmul
@@ -181,6 +193,11 @@ class Mlp(nn.Module):
         self.fc1 = TokenLinear(dim, hidden)
         self.fc2 = TokenLinear(hidden, dim)
 
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels`` for both linear layers from now on."""
+        self.fc1.set_kernels(kernels)
+        self.fc2.set_kernels(kernels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
 
@@ -208,7 +225,7 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_hidden)
         self._layouts: dict[tuple[int, int, torch.device], _WindowLayout] = {}
-        self._biases: dict[tuple, torch.Tensor] = {}
+        self._biases: dict[tuple[int, int, torch.device, torch.dtype, int], torch.Tensor] = {}
 
     def _layout(self, h: int, w: int, device: torch.device) -> _WindowLayout:
         key = (h, w, device)
@@ -230,12 +247,12 @@ class SwinBlock(nn.Module):
         if torch.is_grad_enabled():
             return self.attn.attention_bias(layout.mask)
         table = self.attn.relative_position_bias_table
-        key = (*key, table.dtype, table._version)
-        if key not in self._biases:
+        versioned = (*key, table.dtype, table._version)
+        if versioned not in self._biases:
             if len(self._biases) >= 8:  # tile sizes of a clip, or a stale table version
                 self._biases.clear()
-            self._biases[key] = self.attn.attention_bias(layout.mask)
-        return self._biases[key]
+            self._biases[versioned] = self.attn.attention_bias(layout.mask)
+        return self._biases[versioned]
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
@@ -331,9 +348,10 @@ class SwinBackbone(nn.Module):
     Shapes: (N, in_channels, H, W) → (N, embed_dim // 4, H, W); H and W must be multiples of
     ``2 · window_size``.
 
-    Its convolutions run channels-last (weights and maps) unless :meth:`use_channels_last` turns
-    that off: the maps are then already in token layout, so moving between maps and tokens costs
-    no copy.
+    Its convolutions run channels-last (weights and maps) unless its
+    :class:`~rrtn_plugin.model.kernels.Kernels` say otherwise (``swin_channels_last``, set with
+    :meth:`set_kernels`): the maps are then already in token layout, so moving between maps and
+    tokens costs no copy.
 
     Args:
         in_channels: channels of the branch input, (2 + branch index) · num_feat in RRTN.
@@ -377,18 +395,24 @@ class SwinBackbone(nn.Module):
         )
         self.conv_up1 = nn.Conv2d(embed_dim, half, 3, 1, 1)
         self.conv_last = nn.Conv2d(half, embed_dim // 4, 3, 1, 1)
-        self.use_channels_last(True)
+        self.set_kernels(Kernels())
 
-    def use_channels_last(self, enabled: bool) -> None:
-        """Lay out the weights, and the maps in :meth:`forward`, channels-last or not."""
-        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
-        self.to(memory_format=self.memory_format)
+    def set_kernels(self, kernels: Kernels) -> None:
+        """Use ``kernels`` from now on: its attention and linear-layer choices in every block,
+        its Swin layout for the weights (laid out here) and for the maps in :meth:`forward`."""
+        self.kernels = kernels
+        for layer in cast("Iterable[ResidualSwinGroup]", self.layers):
+            for block in cast("Iterable[SwinBlock]", layer.residual_group.blocks):
+                block.attn.set_kernels(kernels)
+                block.mlp.set_kernels(kernels)
+        self.to(memory_format=kernels.swin_layout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"backbone input {h}x{w} is not a multiple of {self.multiple}")
-        x1 = F.leaky_relu(self.conv_first(x.contiguous(memory_format=self.memory_format)), 0.2)
+        layout = self.kernels.swin_layout
+        x1 = F.leaky_relu(self.conv_first(x.contiguous(memory_format=layout)), 0.2)
         x = self.conv_second(x1)
         size = (x.shape[2], x.shape[3])
         tokens = self.patch_embed(x)

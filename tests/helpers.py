@@ -1,0 +1,154 @@
+"""What several test files share: sample frame sequences, the in-process reference a host's
+result must equal, and the plumbing that runs real Blender (bpy as a module) in a child
+process. Test files import these from here, never from each other."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from platform import machine
+from typing import Any
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from rrtn_plugin.engine import RestoreOptions
+from rrtn_plugin.frames.aovs import Aov
+from rrtn_plugin.frames.restore import JobSettings, restore_sequence
+from rrtn_plugin.weights import load_bundled
+
+
+def exr_sequence(
+    folder: Path,
+    frames: range,
+    *,
+    size: tuple[int, int] = (48, 40),
+    channels: tuple[str, ...] = ("R", "G", "B", "A"),
+    seed: int = 0,
+) -> Path:
+    """Half-float tiled PIZ EXR frames with HDR, negatives, a data window and metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for f in frames:
+        spec = oiio.ImageSpec(width, height, len(channels), "half")
+        spec.channelnames = channels
+        spec.tile_width = spec.tile_height = 16
+        spec.x, spec.y, spec.full_width, spec.full_height = 2, 3, width + 8, height + 8
+        spec.attribute("compression", "piz")
+        spec.attribute("FramesPerSecond", oiio.TypeDesc("rational2i"), (24, 1))
+        spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), [0x01000000 + f, 0])
+        spec.attribute("PixelAspectRatio", 2.0)
+        spec.attribute("studio:note", f"frame {f}")
+        pixels = rng.uniform(-0.2, 6.0, (height, width, len(channels))).astype(np.float32)
+        out = oiio.ImageOutput.create("openexr")
+        out.open(str(folder / f"plate.{f:04d}.exr"), spec)
+        out.write_image(pixels)
+        out.close()
+    return folder / "plate.####.exr"
+
+
+def bundled_reference(source: Path, out: Path, frames: list[int], *, handles: int) -> Path:
+    """What a host's result must equal: the same frames restored in this process by the
+    bundled model (one pass, mask AOV, linear Rec.709), written to ``out/plate.####.exr``."""
+    restore_sequence(
+        source,
+        out / "plate.####.exr",
+        first=load_bundled()[0],
+        settings=JobSettings(
+            frames=frames,
+            handles=handles,
+            input_colorspace="lin_rec709",
+            aovs=(Aov.MASK,),
+            restore=RestoreOptions(device="cpu", max_passes=1),
+        ),
+    )
+    return out
+
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+VERSIONS = ("5.0.1", "4.5.15")
+_homes = itertools.count()
+
+
+def install_bpy(version: str) -> Path:
+    """A folder holding bpy ``version`` (and its own dependencies only)."""
+    target = Path(sys.prefix) / "rrtn-hosts" / f"bpy-{version}"
+    if not (target / ".complete").is_file():
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(target),
+                f"bpy=={version}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"bpy {version} cannot be installed here: {done.stderr[-500:]}")
+        (target / ".complete").touch()
+    return target
+
+
+def drive(blender: Path, scenario: str, args: dict[str, Any], tmp_path: Path, **env: str) -> Any:
+    """Run a scenario of tests/blender_driver.py in that Blender, as a fresh user (its own
+    home folder: no preferences, no extensions but those it installs); returns its report."""
+    home = tmp_path / f"home-{next(_homes)}"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-S", str(HERE / "blender_driver.py"), scenario, json.dumps(args)],
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "PYTHONPATH": str(blender),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, log  # a segfault is -11
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RRTN-REPORT ")]
+    assert lines, log
+    return json.loads(lines[0].removeprefix("RRTN-REPORT "))
+
+
+def this_platform() -> str:
+    return {
+        "linux": "linux-x64",
+        "darwin": "macos-arm64" if machine() == "arm64" else "macos-x64",
+        "win32": "windows-x64",
+    }[sys.platform]
+
+
+def builder() -> Any:
+    """hosts/blender/build_extension.py as a module."""
+    sys.path.insert(0, str(ROOT / "hosts" / "blender"))
+    try:
+        import build_extension
+    finally:
+        sys.path.pop(0)
+    return build_extension
+
+
+def build_extension(platforms: list[str], out: Path, *, strict: bool = True) -> Path:
+    return Path(builder().build(platforms, out, strict=strict))
+
+
+def read_toml(text: str) -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib", reason="reading TOML needs Python 3.11")
+    return dict(tomllib.loads(text))
