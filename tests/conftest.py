@@ -32,8 +32,9 @@ def golden_dir() -> Path:
 @pytest.fixture(scope="session")
 def golden_model(golden_dir: Path) -> RRTN:
     """The reference's network with seeded random weights, loaded from the official format."""
-    torch.set_grad_enabled(False)
-    return load_rrtn(golden_dir / "checkpoint.pth")
+    # Its weights need no gradients: no graph is built, and no global autograd state is set
+    # that later tests would inherit.
+    return load_rrtn(golden_dir / "checkpoint.pth").requires_grad_(False)
 
 
 @pytest.fixture(scope="session")

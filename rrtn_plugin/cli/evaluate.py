@@ -50,7 +50,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="evaluate on the real films in ../shared/clips (or $RRTN_SHARED/clips)",
     )
     parser.add_argument(
-        "--strip", type=Path, help="with --real-film: write a before/after strip PNG here"
+        "--strip",
+        type=Path,
+        help="with --real-film: write a before/after strip PNG here (default: none)",
     )
     add_engine_arguments(parser, ["max_passes", "device"], passes=EVALUATE_PASSES)
     parser.set_defaults(run=cmd_evaluate)

@@ -46,7 +46,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         commands, "serve", help="run the restoration server", description=DESCRIPTION
     )
     parser.add_argument(
-        "--config", type=Path, help="a TOML file of settings (keys: the flags' names)"
+        "--config",
+        type=Path,
+        help="a TOML file of settings, keys named as the flags (default: none; flags win)",
     )
     parser.add_argument(
         "--listen",
