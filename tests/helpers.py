@@ -20,6 +20,7 @@ import pytest
 from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.restore import JobSettings, restore_sequence
+from rrtn_plugin.model import RRTNConfig
 from rrtn_plugin.weights import load_bundled
 
 
@@ -152,3 +153,17 @@ def build_extension(platforms: list[str], out: Path, *, strict: bool = True) -> 
 def read_toml(text: str) -> dict[str, Any]:
     tomllib = pytest.importorskip("tomllib", reason="reading TOML needs Python 3.11")
     return dict(tomllib.loads(text))
+
+
+TINY_DIS_CONFIG = RRTNConfig(
+    num_feat=4,
+    embed_dim=16,
+    depths=(1,),
+    num_heads=1,
+    mlp_hidden=16,
+    deform_groups=2,
+    extract_blocks=1,
+    reconstruct_blocks=1,
+    flow_source="dis",
+)
+"""The smallest RRTN with OpenCV's DIS flow: every code path, next to no compute."""

@@ -11,6 +11,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import torch
+from helpers import TINY_DIS_CONFIG
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.engine import RestoreOptions, restore_clip
@@ -280,20 +281,10 @@ def test_real_film_report_says_why_when_the_films_are_absent(
 
 @pytest.mark.slow
 def test_staged_method_restores_each_shot_on_its_own() -> None:
-    from rrtn_plugin.model import RRTNConfig, build_identity_rrtn
+    from rrtn_plugin.model import build_identity_rrtn
 
     torch.manual_seed(0)
-    config = RRTNConfig(
-        num_feat=4,
-        embed_dim=16,
-        depths=(1,),
-        num_heads=1,
-        mlp_hidden=16,
-        deform_groups=2,
-        extract_blocks=1,
-        reconstruct_blocks=1,
-        flow_source="dis",
-    )
+    config = TINY_DIS_CONFIG
     model = build_identity_rrtn(config).eval()
     options = RestoreOptions(device="cpu", max_passes=1)
     a = 0.2 + 0.3 * panning_clip(3, 48, 64, seed=1, specks=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TINY_DIS_CONFIG
 from torchvision.ops import deform_conv2d
 
 from rrtn_plugin.model import RRTNConfig, build_rrtn, deform
@@ -20,17 +21,7 @@ from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.warp import flow_warp
 from rrtn_plugin.synth.samples import panning_clip
 
-DIS_CONFIG = RRTNConfig(
-    num_feat=4,
-    embed_dim=16,
-    depths=(1,),
-    num_heads=1,
-    mlp_hidden=16,
-    deform_groups=2,
-    extract_blocks=1,
-    reconstruct_blocks=1,
-    flow_source="dis",
-)
+DIS_CONFIG = TINY_DIS_CONFIG
 
 
 def test_dis_flow_finds_a_known_pan_in_the_warp_convention() -> None:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import torch
+from helpers import TINY_DIS_CONFIG
 
-from rrtn_plugin.model import RRTNConfig, build_rrtn
+from rrtn_plugin.model import build_rrtn
 from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.rrtn import frame_batches
 
-CONFIG = RRTNConfig(
-    num_feat=4,
-    embed_dim=16,
-    depths=(1,),
-    num_heads=1,
-    mlp_hidden=16,
-    deform_groups=2,
-    extract_blocks=1,
-    reconstruct_blocks=1,
-    flow_source="dis",
-)
+CONFIG = TINY_DIS_CONFIG
 
 
 def test_frame_batches_cover_every_frame_once_within_the_limits() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import torch
+from helpers import TINY_DIS_CONFIG
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.errors import RRTNError
@@ -23,17 +24,7 @@ from rrtn_plugin.training.train import (
     training_batch,
 )
 
-TINY = RRTNConfig(
-    num_feat=4,
-    embed_dim=16,
-    depths=(1,),
-    num_heads=1,
-    mlp_hidden=16,
-    deform_groups=2,
-    extract_blocks=1,
-    reconstruct_blocks=1,
-    flow_source="dis",
-)
+TINY = TINY_DIS_CONFIG
 
 
 def tiny(out: Path, **changes: object) -> TrainSettings:
