@@ -39,7 +39,7 @@ def install(extension):
 def error_of(call):
     try:
         call()
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:  # TypeError: a property value Blender refuses
         return str(exc)
     return None
 
@@ -123,6 +123,41 @@ def entries_appender(entries):
     return lambda idname, **_: entries.append(idname)
 
 
+KNOBS = ("repair_mode", "repair_strength", "tone_guard", "cuts")
+
+
+def knobs(rrtn):
+    """The restore knobs as Blender registered them on both operators, and the dialogs'
+    properties."""
+    out = {}
+    for operator in ("restore", "farm_job"):
+        props = getattr(bpy.ops.rrtn, operator).get_rna_type().properties
+        out[operator] = {}
+        for name in KNOBS:
+            prop = props[name]
+            described = {"name": prop.name, "default": prop.default, "type": prop.type}
+            if prop.type == "ENUM":
+                described["items"] = [[i.identifier, i.description] for i in prop.enum_items]
+            if prop.type == "FLOAT":
+                described |= {"range": [prop.hard_min, prop.hard_max], "subtype": prop.subtype}
+            out[operator][name] = described
+    drawn = {}
+    for name, cls in (
+        ("restore", rrtn.operators.RRTN_OT_restore),
+        ("farm_job", rrtn.farm.RRTN_OT_farm_job),
+    ):
+        shown = []
+        layout = SimpleNamespace(prop=lambda data, prop_name, shown=shown: shown.append(prop_name))
+        dialog = SimpleNamespace(layout=layout)
+        dialog.draw_settings = lambda names, dialog=dialog: (
+            rrtn.operators.RestoreSettings.draw_settings(dialog, names)
+        )
+        cls.draw(dialog, bpy.context)
+        drawn[name] = shown
+    out["dialog"] = drawn
+    return out
+
+
 def rules(rrtn, project):
     """The add-on's rules that need no Blender, on a few inputs."""
     from rrtn_plugin.client.farm import farm_command, find_program  # the extension's wheel
@@ -169,6 +204,10 @@ def rules(rrtn, project):
         colorspace="lin_rec709",
         passes=2,
         model_file="/m.safetensors",
+        repair_mode="defects",
+        repair_strength=0.5,
+        tone_guard="keep",
+        cuts=False,
     )
     # Which editors offer the operator: compositor and sequencer, scripts; not other node trees.
     scene = bpy.context.scene
@@ -204,6 +243,7 @@ def restore_scenario(args):
         "client_from": sys.modules["rrtn_plugin.client.library"].__file__,
         "bl_options": sorted(rrtn.operators.RRTN_OT_restore.bl_options),
         "rules": rules(rrtn, str(project)),
+        "knobs": knobs(rrtn),
     }
     first, last, handles = args["first"], args["last"], args["handles"]
     plate_file = str(project / "plates" / "plate.1001.exr")
@@ -219,6 +259,7 @@ def restore_scenario(args):
     bpy.ops.wm.save_as_mainfile(filepath=str(project / "shot.blend"))  # paths become //
     report["plate_path"] = image.filepath
     report["error"] = error_of(lambda: bpy.ops.rrtn.restore(node_name="Nope"))
+    report["knob_error"] = error_of(lambda: bpy.ops.rrtn.restore(repair_mode="everything"))
     report["result"] = sorted(bpy.ops.rrtn.restore(**restore, colorspace="lin_rec709"))
     node = tree.nodes["RRTN Restore"]
     node_name = node.name
@@ -291,7 +332,10 @@ def restore_scenario(args):
         kind or "script": rrtn.sources.find_source(scene, prefer=kind).kind
         for kind in ("node", "strip", "")
     }
-    report["strip_result"] = sorted(bpy.ops.rrtn.restore(strip_name=strip.name, handles=1))
+    chosen = dict(repair_mode="defects", repair_strength=0.5, tone_guard="keep", cuts=False)
+    report["strip_result"] = sorted(
+        bpy.ops.rrtn.restore(strip_name=strip.name, handles=1, **chosen)
+    )
     result = next(s for s in editor.strips if s != strip)
     report["strip"] = {
         "name": result.name,

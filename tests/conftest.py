@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # oneDNN picks convolution kernels by CPU (and with AVX-512 rounds differently from the golden
 # run's kernels). Capped at AVX2 the tests run the same kernels on every machine with AVX2, so
@@ -16,6 +17,9 @@ import pytest
 import torch
 
 from rrtn_plugin.model import RRTN, RRTNConfig, build_rrtn, load_rrtn
+
+if TYPE_CHECKING:
+    from rrtn_plugin.server.service import SessionSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RRTN_SHARED", REPO.parent / "shared"))
@@ -96,6 +100,24 @@ def bundled_server() -> Iterator[str]:
     running = start_server(service, address="127.0.0.1:0")
     yield f"127.0.0.1:{running.port}"
     running.stop()
+
+
+@pytest.fixture
+def opened_sessions(monkeypatch: pytest.MonkeyPatch) -> list[SessionSpec]:
+    """The sessions the in-process servers (``bundled_server``) are asked to open while a test
+    runs, as each server made them of the OpenSession request: its checked RestoreOptions,
+    AOVs and colour space (what a host's settings became on the wire)."""
+    from rrtn_plugin.server.service import RestoreService
+
+    specs: list[SessionSpec] = []
+    open_session = RestoreService.open
+
+    def recorded(service: RestoreService, spec: SessionSpec) -> Any:
+        specs.append(spec)
+        return open_session(service, spec)
+
+    monkeypatch.setattr(RestoreService, "open", recorded)
+    return specs
 
 
 SHARED_FIXTURES = {"golden_dir", "golden_model", "films", "real_films"}

@@ -24,6 +24,13 @@ from rrtn_plugin.model import RRTNConfig
 from rrtn_plugin.weights import load_bundled
 
 
+def network_options(**values: Any) -> RestoreOptions:
+    """Options that run the network alone: no shot detection, no tone guard (the repair mode's
+    defaults, full at strength 1, leave the network's output as it is). For tests of the
+    network and its scheduling, which compare outputs with the network's own."""
+    return RestoreOptions(cuts=False, tone_guard="off", **values)
+
+
 def exr_sequence(
     folder: Path,
     frames: range,
@@ -32,7 +39,11 @@ def exr_sequence(
     channels: tuple[str, ...] = ("R", "G", "B", "A"),
     seed: int = 0,
 ) -> Path:
-    """Half-float tiled PIZ EXR frames with HDR, negatives, a data window and metadata."""
+    """Half-float tiled PIZ EXR frames with HDR, negatives, a data window and metadata.
+
+    The picture is one shot, as a plate is: a smooth pattern drifting 2 px a frame with a little
+    grain (values 0.05–0.65, a few negatives, a highlight of 6), so that flows are real and no
+    frame is a cut."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     width, height = size
@@ -46,12 +57,52 @@ def exr_sequence(
         spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), [0x01000000 + f, 0])
         spec.attribute("PixelAspectRatio", 2.0)
         spec.attribute("studio:note", f"frame {f}")
-        pixels = rng.uniform(-0.2, 6.0, (height, width, len(channels))).astype(np.float32)
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        pattern = 0.35 + 0.3 * np.sin((xs - 2 * f) / 5.0) * np.cos((ys + f) / 7.0)
+        grain = rng.normal(0.0, 0.01, (height, width, len(channels)))
+        pixels = (pattern[..., None] * np.linspace(1.0, 0.8, len(channels)) + grain).astype(
+            np.float32
+        )
+        pixels[:2, :3] = -0.2  # a few negatives, as comp plates have
+        pixels[-3:, -4:] = 6.0  # and a highlight
         out = oiio.ImageOutput.create("openexr")
         out.open(str(folder / f"plate.{f:04d}.exr"), spec)
         out.write_image(pixels)
         out.close()
     return folder / "plate.####.exr"
+
+
+DUST = (slice(18, 21), slice(20, 23))
+"""Where :func:`dusty_sequence` puts its speck of dust (rows, columns)."""
+
+
+def dusty_sequence(folder: Path, frames: range, *, dust_frame: int) -> Path:
+    """A still shot on film, 48 x 40 RGB float EXRs of a smooth gradient, with a speck of dust
+    (:data:`DUST`, far brighter) on ``dust_frame`` alone: what the repair modes tell apart
+    (the damage mask finds the speck and nothing else)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:40, 0:48].astype(np.float32)
+    grey = 0.05 + 0.4 * x / 48 + 0.2 * y / 40
+    for f in frames:
+        pixels = np.stack([grey, grey * 0.9, grey * 0.8], axis=-1)
+        if f == dust_frame:
+            pixels[DUST] = 3.0
+        spec = oiio.ImageSpec(48, 40, 3, "float")
+        spec.channelnames = ("R", "G", "B")
+        out = oiio.ImageOutput.create("openexr")
+        out.open(str(folder / f"plate.{f:04d}.exr"), spec)
+        out.write_image(pixels)
+        out.close()
+    return folder / "plate.####.exr"
+
+
+def away_from_dust(margin: int = 6) -> np.ndarray:
+    """(40, 48) True where a pixel is ``margin`` px or more from :data:`DUST` (beyond the
+    repair's feathered edge)."""
+    far = np.ones((40, 48), bool)
+    rows, cols = DUST
+    far[rows.start - margin : rows.stop + margin, cols.start - margin : cols.stop + margin] = False
+    return far
 
 
 def bundled_reference(source: Path, out: Path, frames: list[int], *, handles: int) -> Path:

@@ -19,11 +19,11 @@ from rrtn_plugin.cli import main
 from rrtn_plugin.cli.arguments import job_settings, restore_options
 from rrtn_plugin.cli.demo import DEMO_PASSES
 from rrtn_plugin.cli.main import EXIT_CODES, EXIT_STATUS, build_parser
-from rrtn_plugin.engine.options import OPTIONS, RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.frames.restore import JobSettings
 from rrtn_plugin.model import build_identity_rrtn
+from rrtn_plugin.options import OPTIONS, RestoreOptions
 from rrtn_plugin.weights import PASSES as BUNDLED_PASSES
 
 
@@ -188,8 +188,9 @@ def test_restore_arguments_default_to_the_engines_defaults() -> None:
             assert spec.name not in actions
             continue
         action = actions[spec.name]
-        assert action.option_strings == [spec.flag]
-        if spec.per_model or spec.default is None:  # the model's, or the engine's None
+        switch_off = [f"--no-{spec.flag[2:]}"] if spec.type is bool and spec.default else []
+        assert action.option_strings == [spec.flag, *switch_off]
+        if spec.per_model or spec.default is None or switch_off:  # the model's, None, on
             assert action.default is None
         else:
             assert spec.from_front(action.default) == spec.default

@@ -11,8 +11,9 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import network_options
 
-from rrtn_plugin.engine import RestoreOptions, psnr_8bit, restore_clip
+from rrtn_plugin.engine import psnr_8bit, restore_clip
 from rrtn_plugin.engine.device import cpu_has_bf16
 from rrtn_plugin.engine.flows import estimate_flows, flow_size
 from rrtn_plugin.errors import ErrorKind, RRTNError
@@ -20,7 +21,7 @@ from rrtn_plugin.model import RRTN, build_rrtn
 from rrtn_plugin.progress import Progress
 from rrtn_plugin.synth.samples import panning_clip as moving_clip
 
-ONE_PASS = RestoreOptions(max_passes=1)
+ONE_PASS = network_options(max_passes=1)
 
 
 @pytest.mark.slow
@@ -58,9 +59,9 @@ def test_windows_change_frames_within_tolerance(golden_model: RRTN) -> None:
     less than a tenth of what the network changes. Measured: max 0.016, mean 0.0053 vs 0.066.
     """
     clip = moving_clip(12, 128, 160, seed=3)
-    whole = restore_clip(clip, first=golden_model, options=RestoreOptions(max_passes=1, window=12))
+    whole = restore_clip(clip, first=golden_model, options=network_options(max_passes=1, window=12))
     split = restore_clip(
-        clip, first=golden_model, options=RestoreOptions(max_passes=1, window=6, overlap=3)
+        clip, first=golden_model, options=network_options(max_passes=1, window=6, overlap=3)
     )
     assert split.windows == [(0, 6), (3, 9), (6, 12)]
     assert split.flow_pairs == whole.flow_pairs == [2 * 11 + 2]  # each pair once
@@ -74,9 +75,9 @@ def test_windows_change_frames_within_tolerance(golden_model: RRTN) -> None:
 def test_tiles_are_cross_faded(small_model: RRTN) -> None:
     """Tiled and whole-frame results differ only near the tile borders, by little."""
     clip = moving_clip(3, 256, 256, seed=5)
-    whole = restore_clip(clip, first=small_model, options=RestoreOptions(max_passes=1, tile=0))
+    whole = restore_clip(clip, first=small_model, options=network_options(max_passes=1, tile=0))
     tiled = restore_clip(
-        clip, first=small_model, options=RestoreOptions(max_passes=1, tile=160, tile_overlap=32)
+        clip, first=small_model, options=network_options(max_passes=1, tile=160, tile_overlap=32)
     )
     assert whole.tiles == 1
     assert tiled.tiles == 4
@@ -94,7 +95,7 @@ def test_recursion_runs_second_network_until_psnr_is_reached(small_model: RRTN) 
             p.add_(torch.randn_like(p) * 0.02)
     clip = moving_clip(4, 128, 128, seed=1)
     three = restore_clip(
-        clip, first=small_model, second=second, options=RestoreOptions(max_passes=3, stop_psnr=200)
+        clip, first=small_model, second=second, options=network_options(max_passes=3, stop_psnr=200)
     )
     assert len(three.pass_psnr) == 3
     # Pass by pass by hand: the first network once, then the second on the clamped output.
@@ -105,7 +106,7 @@ def test_recursion_runs_second_network_until_psnr_is_reached(small_model: RRTN) 
         assert step.pass_psnr[0] == pytest.approx(expected_psnr)
     assert torch.allclose(step.frames, three.frames, atol=1e-6)
     once = restore_clip(
-        clip, first=small_model, second=second, options=RestoreOptions(max_passes=3, stop_psnr=0.0)
+        clip, first=small_model, second=second, options=network_options(max_passes=3, stop_psnr=0.0)
     )
     assert len(once.pass_psnr) == 1
 
@@ -131,7 +132,7 @@ def test_progress_reports_flows_and_windows(small_model: RRTN) -> None:
     restore_clip(
         moving_clip(8, 128, 128),
         first=small_model,
-        options=RestoreOptions(max_passes=1, window=4, overlap=2),
+        options=network_options(max_passes=1, window=4, overlap=2),
         progress=events.append,
     )
     restores = [(e.done, e.total, e.frame) for e in events if e.stage == "restore"]
@@ -144,7 +145,7 @@ def test_progress_reports_flows_and_windows(small_model: RRTN) -> None:
 def test_motion_is_the_flow_to_each_neighbour(small_model: RRTN) -> None:
     clip = moving_clip(4, 128, 128)
     result = restore_clip(
-        clip, first=small_model, options=RestoreOptions(max_passes=1, keep_motion=True)
+        clip, first=small_model, options=network_options(max_passes=1, keep_motion=True)
     )
     assert result.motion_forward is not None
     assert result.motion_backward is not None
@@ -185,20 +186,20 @@ def test_bad_clips_and_options_are_named(small_model: RRTN) -> None:
         restore_clip(
             torch.rand(4, 128, 128),
             first=small_model,
-            options=RestoreOptions(window=10, overlap=10),
+            options=network_options(window=10, overlap=10),
         )
     with pytest.raises(RRTNError, match="tile"):
-        restore_clip(torch.rand(4, 128, 128), first=small_model, options=RestoreOptions(tile=100))
+        restore_clip(torch.rand(4, 128, 128), first=small_model, options=network_options(tile=100))
     if not torch.cuda.is_available():
         with pytest.raises(RRTNError, match="no usable CUDA"):
             restore_clip(
-                torch.rand(4, 128, 128), first=small_model, options=RestoreOptions(device="cuda")
+                torch.rand(4, 128, 128), first=small_model, options=network_options(device="cuda")
             )
     with pytest.raises(RRTNError, match="fp16 needs a CUDA"):
         restore_clip(
             torch.rand(4, 128, 128),
             first=small_model,
-            options=RestoreOptions(precision="fp16", device="cpu"),
+            options=network_options(precision="fp16", device="cpu"),
         )
 
 
@@ -219,7 +220,8 @@ with torch.no_grad():
         p.add_(torch.randn_like(p) * 0.02)
 clip = panning_clip(6, 128, 128, seed=3)
 out = {precision: restore_clip(clip, first=model, options=RestoreOptions(
-    max_passes=1, device="cpu", precision=precision)).frames for precision in ("fp32", "bf16")}
+    max_passes=1, device="cpu", precision=precision, cuts=False, tone_guard="off")).frames
+    for precision in ("fp32", "bf16")}
 diff = (out["bf16"] - out["fp32"]).abs()
 print(json.dumps({"max": diff.max().item(), "mean": diff.mean().item(),
                   "change": (out["fp32"] - clip).abs().mean().item()}))
@@ -252,5 +254,5 @@ def test_bf16_without_cpu_kernels_is_refused(small_model: RRTN) -> None:
         restore_clip(
             torch.rand(4, 128, 128),
             first=small_model,
-            options=RestoreOptions(precision="bf16", device="cpu"),
+            options=network_options(precision="bf16", device="cpu"),
         )

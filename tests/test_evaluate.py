@@ -11,11 +11,9 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import torch
-from helpers import TINY_DIS_CONFIG
 
 from rrtn_plugin.cli import main
-from rrtn_plugin.engine import RestoreOptions, restore_clip
-from rrtn_plugin.engine.tone import ToneGuard
+from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import write_image
 from rrtn_plugin.frames.sequence import parse_pattern
@@ -39,12 +37,10 @@ from rrtn_plugin.training.evaluate import (
     identity_method,
     load_real_film,
     median_method,
-    model_method,
     real_film_cases,
     real_film_report,
     sequence_pair,
     shared_clips_folder,
-    staged_method,
     temporal_median,
     write_strip,
 )
@@ -277,28 +273,3 @@ def test_real_film_report_says_why_when_the_films_are_absent(
     with pytest.raises(RRTNError, match="real-film clips are not available") as info:
         real_film_report(None, None, RestoreOptions(device="cpu"))  # type: ignore[arg-type]
     assert info.value.kind is ErrorKind.NOT_FOUND
-
-
-@pytest.mark.slow
-def test_staged_method_restores_each_shot_on_its_own() -> None:
-    from rrtn_plugin.model import build_identity_rrtn
-
-    torch.manual_seed(0)
-    config = TINY_DIS_CONFIG
-    model = build_identity_rrtn(config).eval()
-    options = RestoreOptions(device="cpu", max_passes=1)
-    a = 0.2 + 0.3 * panning_clip(3, 48, 64, seed=1, specks=0)
-    b = 0.5 + 0.4 * panning_clip(3, 48, 64, seed=2, specks=0)
-    joined = torch.cat([a, b])
-    with torch.no_grad():
-        out = staged_method(model, None, options, guard=ToneGuard(), mode="defects")(joined)
-        assert torch.allclose(out.frames, joined, atol=1e-5)  # an identity network, guarded
-        assert out.detected is not None
-        assert out.detected.shape == joined.shape
-        # a network that does something: the second shot comes out as if restored alone
-        torch.nn.init.normal_(model.conv_last.weight, std=0.05)
-        staged = staged_method(model, None, options)(joined).frames
-        alone = restore_clip(b, first=model, options=options).frames.clamp(0, 1)
-        assert torch.equal(staged[3:], alone)
-        across = model_method(model, None, options)(joined).frames
-        assert not torch.equal(across[3:], alone)  # without the cut rule it differs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import exr_sequence
+from helpers import exr_sequence, network_options
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.cli.arguments import job_settings
@@ -51,11 +51,19 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("stages", [True, False], ids=["stages", "network alone"])
 @pytest.mark.parametrize(("window", "overlap", "passes"), [(6, 3, 1), (6, 3, 3), (7, 2, 2)])
 def test_frames_read_is_the_sessions_rule(
-    small_model: RRTN, window: int, overlap: int, passes: int
+    small_model: RRTN, window: int, overlap: int, passes: int, stages: bool
 ) -> None:
-    options = RestoreOptions(window=window, overlap=overlap, max_passes=passes, device="cpu")
+    options = RestoreOptions(
+        window=window,
+        overlap=overlap,
+        max_passes=passes,
+        device="cpu",
+        cuts=stages,
+        tone_guard="deflicker" if stages else "off",
+    )
     session = ClipSession(
         first_frame=1001,
         num_frames=40,
@@ -68,9 +76,10 @@ def test_frames_read_is_the_sessions_rule(
     for first, last in [(1001, 1001), (1003, 1009), (1017, 1024), (1035, 1040), (1012, 1012)]:
         needed = session.needed_frames(range(first, last + 1))
         assert needed == list(range(needed[0], needed[-1] + 1))  # one run of frames
-        assert frames_read(
-            first, last, clip=(1001, 1040), length=window, overlap=overlap, passes=passes
-        ) == (needed[0], needed[-1])
+        assert frames_read(first, last, clip=(1001, 1040), options=options) == (
+            needed[0],
+            needed[-1],
+        )
 
 
 def test_frames_read_on_a_long_clip_plans_only_the_windows_it_reaches() -> None:
@@ -82,14 +91,17 @@ def test_frames_read_on_a_long_clip_plans_only_the_windows_it_reaches() -> None:
             covering = [(s, e) for s, e in windows if s <= high and e > low]
             low = max(clip[0], min(s for s, _ in covering) - 1)
             high = min(clip[1], max(e for _, e in covering))
-        assert frames_read(
-            first, last, clip=clip, length=length, overlap=overlap, passes=passes
-        ) == (low, high)
+        alone = network_options(window=length, overlap=overlap, max_passes=passes)
+        assert frames_read(first, last, clip=clip, options=alone) == (low, high)
 
 
 def test_chunks_write_every_frame_once() -> None:
     chunks = plan_chunks(
-        1001, 1100, size=30, available=(990, 1100), window=30, overlap=15, passes=2
+        1001,
+        1100,
+        size=30,
+        available=(990, 1100),
+        options=network_options(window=30, overlap=15, max_passes=2),
     )
     assert [c.frames for c in chunks] == ["1001-1030", "1031-1060", "1061-1090", "1091-1100"]
     written = [f for c in chunks for f in range(c.first, c.last + 1)]
@@ -103,13 +115,29 @@ def test_chunks_write_every_frame_once() -> None:
     # One pass: windows every 15 frames, 30 long; 1101-1200 is covered by 1080-1109 …
     # 1200-1229, plus one neighbour on each side.
     (_, middle, _) = plan_chunks(
-        1001, 1300, size=100, available=(990, 1300), window=30, overlap=15, passes=1
+        1001,
+        1300,
+        size=100,
+        available=(990, 1300),
+        options=network_options(window=30, overlap=15, max_passes=1),
     )
     assert (middle.read_first, middle.read_last, middle.handles) == (1079, 1230, 30)
     with pytest.raises(RRTNError, match="not all in the media's 990-1100"):
-        plan_chunks(980, 1000, size=5, available=(990, 1100), window=6, overlap=3, passes=1)
+        plan_chunks(
+            980,
+            1000,
+            size=5,
+            available=(990, 1100),
+            options=network_options(window=6, overlap=3, max_passes=1),
+        )
     with pytest.raises(RRTNError, match="at least 1 frame"):
-        plan_chunks(1001, 1010, size=0, available=(990, 1100), window=6, overlap=3, passes=1)
+        plan_chunks(
+            1001,
+            1010,
+            size=0,
+            available=(990, 1100),
+            options=network_options(window=6, overlap=3, max_passes=1),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +198,8 @@ def test_bundle_is_valid_and_carries_the_jobs_options(
     assert step["hostRequirements"] == {"amounts": [{"name": "amount.worker.gpu", "min": 1}]}
     args = step["script"]["actions"]["onRun"]["args"]
     # One pass of the bundled model's 30-frame windows over a 24-frame reel: the last chunk
-    # (1023-1024) needs the window 1005-1024 and one neighbour, 1004.
+    # (1023-1024) reads the whole reel back to 1001 (its tone guard looks 9 frames back, its
+    # window starts at 1005, and shot detection looks further than the reel).
     assert args[:8] == [
         "restore",
         "{{Param.Input}}",
@@ -178,7 +207,7 @@ def test_bundle_is_valid_and_carries_the_jobs_options(
         "--frames",
         "{{Task.Param.Frames}}",
         "--handles",
-        "19",
+        "22",
         "--skip-existing",
     ]
     assert args[args.index("--aovs") + 1] == "mask,repair"
@@ -221,7 +250,13 @@ def test_bundle_is_valid_and_carries_the_jobs_options(
         == 2
     )
     assert not (tmp_path / "x").exists()
-    chunks = plan_chunks(1, 2000, size=1, available=(1, 2000), window=6, overlap=3, passes=1)
+    chunks = plan_chunks(
+        1,
+        2000,
+        size=1,
+        available=(1, 2000),
+        options=network_options(window=6, overlap=3, max_passes=1),
+    )
     with pytest.raises(RRTNError, match="2000 chunks are more than the 1024 tasks"):
         job_template(
             FarmJob(
@@ -376,6 +411,10 @@ def test_task_options_are_the_jobs_settings_under_the_farm_policy() -> None:
             device="cpu",
             precision="bf16",
             quantize_between_passes=True,
+            cuts=False,
+            tone_guard="keep",
+            repair_mode="defects",
+            repair_strength=0.5,
         ),
     )
     flags = task_options(settings)
@@ -383,7 +422,8 @@ def test_task_options_are_the_jobs_settings_under_the_farm_policy() -> None:
         *("--input-colorspace", "ACEScg", "--color-mode", "monochrome", "--aovs", "mask,motion"),
         *("--window", "6", "--overlap", "3", "--max-passes", "2", "--stop-psnr", "inf"),
         *("--flow-max-pixels", "0", "--tile", "0", "--memory-budget", "1.5", "--device", "cpu"),
-        *("--precision", "bf16", "--quantize-between-passes", "--fixed-window"),
+        *("--precision", "bf16", "--quantize-between-passes", "--fixed-window", "--no-cuts"),
+        *("--tone-guard", "keep", "--repair-mode", "defects", "--repair-strength", "0.5"),
     ]
     # A task's command line gives back the job's settings, with every pass run and the window
     # fixed (frames and handles are the task's own).

@@ -23,9 +23,9 @@ from rrtn_plugin.engine.memory import (
     tiles_at_once,
     window_fits,
 )
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.windows import plan_windows, window_weights
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.options import RestoreOptions
 
 
 def test_reflect_indices_mirror_and_repeat() -> None:

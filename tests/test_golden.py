@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import network_options
 
-from rrtn_plugin.engine import RestoreOptions, restore_clip
+from rrtn_plugin.engine import restore_clip
 from rrtn_plugin.model import RRTN
 
 FLOW_TOL = 1e-3  # pixels
@@ -101,7 +102,7 @@ def test_second_pass_matches_reference(golden_model: RRTN, golden: dict) -> None
 
 def test_engine_reproduces_reference_on_one_window(golden_model: RRTN, golden: dict) -> None:
     clip = (golden["input"][0, :, 0] + 1) / 2
-    result = restore_clip(clip, first=golden_model, options=RestoreOptions(max_passes=1))
+    result = restore_clip(clip, first=golden_model, options=network_options(max_passes=1))
     assert result.windows == [(0, 6)]
     assert result.flow_pairs == [12]
     assert max_err(result.frames * 2 - 1, golden["output"][0, :, 0]) <= TOL

@@ -92,7 +92,7 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def test_results_are_built_in_data_that_render_without_the_extension(
-    blender: Path, extension: Path, bundled_server: str, tmp_path: Path
+    blender: Path, extension: Path, bundled_server: str, tmp_path: Path, opened_sessions: list
 ) -> None:
     project = plate_project(tmp_path)
     out = tmp_path / "renders"
@@ -140,8 +140,39 @@ def test_results_are_built_in_data_that_render_without_the_extension(
         *("rrtn-plugin", "farm", "openjd", "/b", "/p/a.####.exr", "/o/a.####.exr"),
         *("--frames", "3-9", "--chunk", "4", "--name", "RRTN restore a"),
         *("--aovs", "mask,repair", "--input-colorspace", "lin_rec709", "--max-passes", "2"),
-        *("--model", "/m.safetensors"),
+        *("--model", "/m.safetensors", "--repair-mode", "defects", "--repair-strength", "0.5"),
+        *("--tone-guard", "keep", "--no-cuts"),
     ]
+    # The restore knobs on both operators and in their dialogs: menus whose choices say what
+    # they do, a 0-1 slider, a checkbox, at the engine's defaults.
+    for operator in ("restore", "farm_job"):
+        knobs = report["knobs"][operator]
+        assert knobs["repair_mode"]["name"] == "Repair mode"
+        assert [i for i, _ in knobs["repair_mode"]["items"]] == ["full", "defects"]
+        assert [i for i, _ in knobs["tone_guard"]["items"]] == ["deflicker", "keep", "off"]
+        assert all(text for _, text in knobs["tone_guard"]["items"])
+        assert knobs["repair_mode"]["items"][1][1].startswith("Only the dust and blotches")
+        assert (knobs["repair_mode"]["default"], knobs["tone_guard"]["default"]) == (
+            "full",
+            "deflicker",
+        )
+        strength = knobs["repair_strength"]
+        assert (strength["range"], strength["default"], strength["subtype"]) == (
+            [0.0, 1.0],
+            1.0,
+            "FACTOR",
+        )
+        assert (knobs["cuts"]["type"], knobs["cuts"]["default"]) == ("BOOLEAN", True)
+    knob_names = ["repair_mode", "repair_strength", "tone_guard", "cuts"]
+    restore_dialog = ["first", "last", "handles", "passes", "model", "aovs", "colorspace"]
+    farm_dialog = ["first", "last", "passes", "aovs", "colorspace", *knob_names]
+    assert report["knobs"]["dialog"] == {
+        "restore": [*restore_dialog, *knob_names],
+        "farm_job": [*farm_dialog, "model_file", "chunk"],
+    }
+    # A value Blender's menu does not hold is refused, naming the choices.
+    assert "everything" in report["knob_error"]
+    assert "('full', 'defects')" in report["knob_error"]
     # Offered in the compositor and the sequencer (and to scripts), not in other editors.
     assert report["rules"]["poll"] == {
         "compositor": True,
@@ -183,6 +214,8 @@ def test_results_are_built_in_data_that_render_without_the_extension(
     # The sidebar: the result's frames, place and state, and Restore Again with its settings.
     again = {"node_name": "Plate", "first": first, "last": last, "handles": handles}
     again |= {"passes": 0, "model": "", "aovs": ["mask"], "colorspace": "lin_rec709"}
+    again |= {"repair_mode": "full", "repair_strength": 1.0, "tone_guard": "deflicker"}
+    again |= {"cuts": True}
     head = [["label", f"Frames {first}-{last} of Plate"], ["label", recipe["result"]]]
     tail = [["operator", "rrtn.restore", "Restore Again", again]]
     tail += [["operator", "rrtn.check", "", {}]]
@@ -243,6 +276,14 @@ def test_results_are_built_in_data_that_render_without_the_extension(
     assert strip["directory"].startswith("//rrtn_cache/plate-")
     assert strip["files"] == [f"plate.{n}.exr" for n in strip_files]
     assert strip["recipe"]["settings"]["input_colorspace"] == "lin_rec709"  # from the image's
+    # Restored with other knobs: they went to the server, and the recipe keeps them (Restore
+    # Again repeats them).
+    chosen = {"repair_mode": "defects", "repair_strength": 0.5, "tone_guard": "keep"}
+    chosen["cuts"] = False
+    assert {k: strip["recipe"]["settings"][k] for k in chosen} == chosen
+    options = opened_sessions[-1].options
+    assert {k: getattr(options, k) for k in chosen} == chosen
+    assert opened_sessions[0].options.repair_mode == "full"  # the node's: the defaults
     strip_restored = project / strip["recipe"]["result"].removeprefix("//")
     for frame, number in enumerate(strip_files, 1):
         ours = pixels(str(strip_restored).replace("####", str(number)))[:, :, :3]

@@ -21,9 +21,10 @@ import numpy as np
 import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
-from helpers import bundled_reference, exr_sequence
+from helpers import DUST, away_from_dust, bundled_reference, dusty_sequence, exr_sequence
 
 from rrtn_plugin.client.jobs import FARM_RECORD, RECORD, finished_result
+from rrtn_plugin.client.settings import CHOICE_HELP
 from rrtn_plugin.frames.image import read_pixels
 
 HERE = Path(__file__).resolve().parent
@@ -201,6 +202,88 @@ def test_the_node_knows_when_its_input_changed(nuke, tmp_path: Path) -> None:
     assert key() != first
 
 
+def test_the_restore_knobs_reach_the_server_and_outdate_the_result(
+    nuke, tmp_path: Path, opened_sessions: list
+) -> None:
+    plates = dusty_sequence(tmp_path / "plates", range(1, 6), dust_frame=3)
+    plate = nuke.nodes.Read(file=str(plates), first=1, last=5)
+    nuke.selection.append(plate)
+    group = nuke.menu("Nodes").commands["RRTN/RRTN Restore"]()
+    # Menus, a 0-1 slider and a checkbox at the engine's defaults; tooltips say when to use
+    # which.
+    knobs = {name: group[name] for name in ("repair_mode", "tone_guard", "repair_strength")}
+    knobs["cuts"] = group["cuts"]
+    assert {name: knob.Class() for name, knob in knobs.items()} == {
+        "repair_mode": "Enumeration_Knob",
+        "tone_guard": "Enumeration_Knob",
+        "repair_strength": "Double_Knob",
+        "cuts": "Boolean_Knob",
+    }
+    assert (knobs["repair_mode"].values(), knobs["repair_mode"].value()) == (
+        ["full", "defects"],
+        "full",
+    )
+    assert (knobs["tone_guard"].values(), knobs["tone_guard"].value()) == (
+        ["deflicker", "keep", "off"],
+        "deflicker",
+    )
+    assert (knobs["repair_strength"].value(), knobs["repair_strength"].range) == (1.0, (0, 1))
+    assert knobs["cuts"].value() is True
+    assert f"defects: {CHOICE_HELP['defects']}." in knobs["repair_mode"].tooltip()
+    assert f"keep: {CHOICE_HELP['keep']}." in knobs["tone_guard"].tooltip()
+    assert knobs["repair_strength"].tooltip().startswith("How much of the repair is mixed")
+    assert "turn it off only for one continuous shot" in knobs["cuts"].tooltip()
+
+    group["first"].setValue(2)
+    group["last"].setValue(4)
+    group["handles"].setValue(1)
+    knobs["repair_mode"].setValue("defects")
+    knobs["repair_strength"].setValue(0.5)
+    knobs["tone_guard"].setValue("keep")
+    knobs["cuts"].setValue(False)
+    status = press(nuke, group)
+    assert status.startswith("Restored frames 2-4 in "), status
+    (spec,) = opened_sessions  # the OpenSession request, as the server parsed it
+    assert (spec.options.repair_mode, spec.options.repair_strength) == ("defects", 0.5)
+    assert (spec.options.tone_guard, spec.options.cuts) == ("keep", False)
+
+    # Only the dust is repaired, half way: every pixel away from it is the plate's.
+    def plate_frame(frame: int) -> np.ndarray:
+        return read_pixels(str(plates).replace("####", f"{frame:04d}"))[1]
+
+    ours = group.render(3).pixels[:, :, :3]
+    assert np.array_equal(ours[away_from_dust()], plate_frame(3)[away_from_dust()])
+    assert ours[DUST].mean() < plate_frame(3)[DUST].mean()
+    assert np.array_equal(group.render(2).pixels[:, :, :3], plate_frame(2))
+
+    # Any knob changed: the node says its frames are out of date; changed back: up to date.
+    for name, value in (("repair_mode", "full"), ("repair_strength", 0.25), ("tone_guard", "off")):
+        before = knobs[name].value()
+        knobs[name].setValue(value)
+        nuke.update_ui(group)
+        assert group["status"].value().startswith("Out of date"), name
+        assert group["label"].value() == "out of date"
+        knobs[name].setValue(before)
+        nuke.update_ui(group)
+        assert group["status"].value() == "Up to date", name
+    knobs["cuts"].setValue(True)
+    nuke.update_ui(group)
+    assert group["status"].value().startswith("Out of date")
+    knobs["cuts"].setValue(False)
+
+    # A strength typed outside the slider's range is refused, saying what to type; nothing is
+    # rendered or sent.
+    executed = len(nuke.executed)
+    knobs["repair_strength"].setValue(1.5)
+    assert press(nuke, group) == (
+        "Error: repair strength must be a number from 0 to 1 (0 keeps the plate, 1 gives the "
+        "whole repair), not 1.5"
+    )
+    assert "repair strength must be a number from 0 to 1" in nuke.messages[-1]
+    assert len(nuke.executed) == executed
+    assert len(opened_sessions) == 1
+
+
 def test_the_input_is_written_on_the_format(nuke, tmp_path: Path) -> None:
     """Overscan and a Transform move the bbox; the Write inside the node still writes frames
     whose data window is the format, shifted as the Transform says."""
@@ -280,6 +363,8 @@ def test_farm_button_writes_an_openjd_bundle(
     group["first"].setValue(3)
     group["last"].setValue(6)
     group["handles"].setValue(2)
+    group["repair_mode"].setValue("defects")
+    group["tone_guard"].setValue("off")
     status = press(nuke, group, "farm")
     assert status.startswith("Farm job written: submit it with 'deadline bundle submit "), status
     import rrtn_nuke
@@ -288,6 +373,13 @@ def test_farm_button_writes_an_openjd_bundle(
     bundle = job.folder(cache) / "openjd"
     template = json.loads((bundle / "template.json").read_text())
     assert template["specificationVersion"] == "jobtemplate-2023-09"
+    # The knobs that differ from the defaults go to the farm program, and on to every task.
+    record = json.loads((job.folder(cache) / FARM_RECORD).read_text())
+    assert record["command"][-4:] == ["--repair-mode", "defects", "--tone-guard", "off"]
+    (step,) = template["steps"]
+    args = step["script"]["actions"]["onRun"]["args"]
+    assert args[args.index("--repair-mode") + 1] == "defects"
+    assert args[args.index("--tone-guard") + 1] == "off"
     values = json.loads((bundle / "parameter_values.json").read_text())
     given = {v["name"]: v["value"] for v in values["parameterValues"]}
     assert given["Input"] == job.rendered_input(cache)
@@ -353,6 +445,7 @@ def test_the_client_runs_on_the_python_of_nuke_15_and_16() -> None:
             "errors.py",
             "atomic.py",
             "progress.py",
+            "options.py",
             "client/__init__.py",
             "client/library.py",
             *(f"client/{name}.py" for name in CLIENT_MODULES),

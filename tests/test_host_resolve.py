@@ -133,14 +133,21 @@ def test_marked_range_is_restored_from_its_source_clip_and_a_rerun_does_nothing(
     assert_user_settings_back(project, marks)
 
 
+KNOB_FLAGS = ("--repair-mode", "defects", "--repair-strength", "0.5", "--tone-guard", "keep")
+KNOB_FLAGS += ("--no-cuts",)
+
+
 def test_clip_under_the_playhead_on_a_timeline_smaller_than_the_project(
-    resolve, bundled_server: str, tmp_path: Path
+    resolve, bundled_server: str, tmp_path: Path, opened_sessions: list
 ) -> None:
     project = resolve.app.GetProjectManager().GetCurrentProject()
     project.settings.update(timelineResolutionWidth="128", timelineResolutionHeight="96")
     project.timeline.settings.update(timelineResolutionWidth="32", timelineResolutionHeight="24")
     project.timeline.playhead = START + 10  # on shot B
-    assert run(bundled_server, tmp_path, "--handles", "4") == 0
+    assert run(bundled_server, tmp_path, "--handles", "4", *KNOB_FLAGS) == 0
+    (spec,) = opened_sessions  # the restore knobs, as the server took them
+    assert (spec.options.repair_mode, spec.options.repair_strength) == ("defects", 0.5)
+    assert (spec.options.tone_guard, spec.options.cuts) == ("keep", False)
     assert project.rendered == [(START + 8, START + 15)]  # nothing of shot A
     (clip,) = project.pool.root.GetSubFolderList()[0].GetClipList()
     assert (clip.first, clip.last) == (START + 8, START + 15)
@@ -165,6 +172,15 @@ def test_errors_are_reported_not_raised_and_settings_come_back(
         "the marked range 86406-86440 is not inside the timeline 86400-86417"
         in capsys.readouterr().err
     )
+    # Knob values out of range are refused before anything is rendered, saying what to give.
+    rendered = len(project.rendered)
+    assert run(bundled_server, tmp_path, "--repair-strength", "1.5") == 1
+    err = capsys.readouterr().err
+    assert "repair strength must be a number from 0 to 1 (0 keeps the plate, 1 gives" in err
+    with pytest.raises(SystemExit):
+        run(bundled_server, tmp_path, "--tone-guard", "smooth")
+    assert "argument --tone-guard: invalid choice: 'smooth'" in capsys.readouterr().err
+    assert len(project.rendered) == rendered
     resolve.app.version = [19, 0, 3, 7, ""]  # no GetMarkInOut yet
     assert run(bundled_server, tmp_path) == 1
     assert "needs DaVinci Resolve Studio 19.1 or later (this is 19.0.3)" in capsys.readouterr().err
@@ -174,7 +190,7 @@ def test_errors_are_reported_not_raised_and_settings_come_back(
 
 
 def test_the_scripts_menu_dialog_runs_and_cancels(
-    resolve, bundled_server: str, tmp_path: Path
+    resolve, bundled_server: str, tmp_path: Path, opened_sessions: list
 ) -> None:
     import rrtn_resolve
 
@@ -186,10 +202,19 @@ def test_the_scripts_menu_dialog_runs_and_cancels(
         f"Server={bundled_server};Colorspace=lin_rec709;Handles=1;Append=1;"
         f"Cache={tmp_path / 'cache'}"
     )
-    resolve.user_events[:] = [(1, "type", typed), (2, "Start", "Clicked")]
+    # The restore knobs: menus, a number Qt keeps within 0-1 (7 typed: 1), a checkbox.
+    knobs = "repair_mode=defects;tone_guard=off;repair_strength=7;cuts=0"
+    resolve.user_events[:] = [(1, "type", f"{typed};{knobs}"), (2, "Start", "Clicked")]
     rrtn_resolve.dialog(app, app.Fusion(), resolve.bmd)
     items = resolve.dialogs[-1].GetItems()
     assert items["Status"].Text.startswith("Imported "), items["Status"].Text
+    assert items["repair_mode"].items == ["full", "defects"]
+    assert items["tone_guard"].items == ["deflicker", "keep", "off"]
+    assert "keep: hold the plate's own tone" in items["tone_guard"].ToolTip
+    assert (items["repair_strength"].Minimum, items["repair_strength"].Maximum) == (0, 1)
+    (spec,) = opened_sessions
+    assert (spec.options.repair_mode, spec.options.repair_strength) == ("defects", 1.0)
+    assert (spec.options.tone_guard, spec.options.cuts) == ("off", False)
     assert (items["Start"].Enabled, items["Cancel"].Text) == (True, "Close")
     (clip,) = project.pool.root.GetSubFolderList()[0].GetClipList()
     assert (clip.first, clip.last) == (START + 1, START + 4)
@@ -206,9 +231,16 @@ def test_the_scripts_menu_dialog_runs_and_cancels(
         (400, "Cancel", "Clicked"),  # then Close
     ]
     rrtn_resolve.dialog(app, app.Fusion(), resolve.bmd)
-    status = resolve.dialogs[-1].GetItems()["Status"].Text
+    items = resolve.dialogs[-1].GetItems()
+    status = items["Status"].Text
     assert status.startswith("Error: "), status
     assert "cancelled" in status, status
+    # A fresh dialog shows the engine's defaults.
+    assert (items["repair_mode"].CurrentText, items["tone_guard"].CurrentText) == (
+        "full",
+        "deflicker",
+    )
+    assert (items["repair_strength"].Value, items["cuts"].Checked) == (1.0, True)
     assert len(project.pool.root.GetSubFolderList()[0].GetClipList()) == 1
     assert_user_settings_back(project, marks)
 
@@ -225,12 +257,14 @@ def test_farm_job_is_written_for_the_rendered_range_and_its_results_imported(
     marks = project.timeline.GetMarkInOut()
     server = "localhost:1"  # no server: the farm restores, a finished result needs none
 
-    assert run(server, tmp_path, "--handles", "2", "--farm") == 0
+    assert run(server, tmp_path, "--handles", "2", *KNOB_FLAGS, "--farm") == 0
     assert project.rendered == [(START, START + 7)]
     assert_user_settings_back(project, marks)
     assert project.pool.root.GetSubFolderList() == []  # nothing imported yet
     (record_file,) = (tmp_path / "cache").rglob(FARM_RECORD)
     record = json.loads(record_file.read_text())
+    assert record["command"][-len(KNOB_FLAGS) :] == list(KNOB_FLAGS)  # to every task
+    assert record["settings"]["repair_mode"] == "defects"
     folder = record_file.parent
     bundle = folder / "openjd"
     out = capsys.readouterr().out
@@ -256,7 +290,7 @@ def test_farm_job_is_written_for_the_rendered_range_and_its_results_imported(
     assert not list((tmp_path / "cache" / "renders").rglob("*.exr"))  # staging removed
 
     # The farm has not finished: a plain run says so and restores nothing itself.
-    assert run(server, tmp_path, "--handles", "2") == 1
+    assert run(server, tmp_path, "--handles", "2", *KNOB_FLAGS) == 1
     assert "the farm job has written 0 of 4 frames" in capsys.readouterr().err
     assert_user_settings_back(project, marks)
 
@@ -264,7 +298,7 @@ def test_farm_job_is_written_for_the_rendered_range_and_its_results_imported(
     for source in inputs[2:6]:
         frame = int(source.stem[-8:])
         shutil.copy(source, record["pattern"].replace("#####", f"{frame:05d}"))
-    assert run(server, tmp_path, "--handles", "2", "--append") == 0
+    assert run(server, tmp_path, "--handles", "2", *KNOB_FLAGS, "--append") == 0
     (bin_,) = project.pool.root.GetSubFolderList()
     (clip,) = bin_.GetClipList()
     assert (clip.first, clip.last) == (START + 2, START + 5)
@@ -272,8 +306,13 @@ def test_farm_job_is_written_for_the_rendered_range_and_its_results_imported(
     (placed,) = project.timeline.video[1].items
     assert (placed.GetStart(), placed.GetEnd()) == (START + 2, START + 6)
     assert_user_settings_back(project, marks)
-    assert run(server, tmp_path, "--handles", "2", "--append") == 0  # nothing twice
+    assert run(server, tmp_path, "--handles", "2", *KNOB_FLAGS, "--append") == 0  # nothing twice
     assert "Up to date: frames 86402-86405" in capsys.readouterr().out
+    assert len(bin_.GetClipList()) == 1
+    # Other knobs ask for another result: the farm's does not stand for it (and there is no
+    # server to make it).
+    assert run(server, tmp_path, "--handles", "2", "--append") == 1
+    assert "no rrtn-plugin server answers at localhost:1" in capsys.readouterr().err
     assert len(bin_.GetClipList()) == 1
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from helpers import exr_sequence
+from helpers import exr_sequence, network_options
 
 from rrtn_plugin.cli import main
 from rrtn_plugin.engine import RestoreOptions
@@ -46,6 +46,11 @@ def test_exr_round_trip_with_identity_checkpoint(tmp_path: Path, identity_checkp
                 "--input-colorspace",
                 "lin_rec709",
                 *FAST,
+                # Random-noise frames are unrelated pictures, each a shot of its own; here the
+                # network alone runs over them, so that its flows are kept.
+                "--no-cuts",
+                "--tone-guard",
+                "off",
             ]
         )
         == 0
@@ -237,7 +242,8 @@ def test_nan_frames_are_restored_around_and_warned(
         tmp_path / "out" / "o.####.exr",
         first=model,
         settings=JobSettings(
-            input_colorspace="lin_rec709", restore=RestoreOptions(max_passes=1, device="cpu")
+            input_colorspace="lin_rec709",
+            restore=network_options(max_passes=1, device="cpu"),  # the identity, unguarded
         ),
     )
     assert report.nonfinite_frames == [3]

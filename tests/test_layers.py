@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rrtn_plugin"
 
 LAYERS: list[set[str]] = [
     {"errors", "atomic"},
-    {"progress"},
+    {"progress", "options"},
     {"model"},
     {"weights", "engine"},
     {"color"},
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"farm"},
     {"cli"},
 ]
-CLIENT_MAY_IMPORT = {"errors", "atomic", "progress", "protocol", "client"}
+CLIENT_MAY_IMPORT = {"errors", "atomic", "progress", "options", "protocol", "client"}
 
 
 def rank(part: str) -> int:

@@ -3,16 +3,20 @@ real server where it talks to one."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from helpers import bundled_reference, exr_sequence
+from helpers import DUST, away_from_dust, bundled_reference, dusty_sequence, exr_sequence
 
+from rrtn_plugin.client.farm import farm_command
 from rrtn_plugin.client.jobs import RECORD, RestoreJob, finished_result
 from rrtn_plugin.client.results import (
     CACHE_FOLDER,
@@ -23,7 +27,14 @@ from rrtn_plugin.client.results import (
 )
 from rrtn_plugin.client.running import JobThread, run_job
 from rrtn_plugin.client.sequences import exr_size, files_identity
-from rrtn_plugin.client.settings import HostSettings, server_choices
+from rrtn_plugin.client.settings import (
+    CHOICE_HELP,
+    KNOBS,
+    HostSettings,
+    add_options,
+    from_options,
+    server_choices,
+)
 from rrtn_plugin.client.staleness import (
     MISSING,
     REWRITTEN,
@@ -33,6 +44,7 @@ from rrtn_plugin.client.staleness import (
 )
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels
+from rrtn_plugin.options import RestoreOptions, option_spec
 
 SIZE = (64, 48)
 
@@ -101,6 +113,15 @@ def test_a_job_gives_the_in_process_frames_and_is_not_redone(
     assert time.perf_counter() - started < 1.0
 
 
+CHOSEN: dict[str, Any] = {
+    "cuts": False,
+    "tone_guard": "keep",
+    "repair_mode": "defects",
+    "repair_strength": 0.5,
+}
+"""A value other than the default for each restore knob."""
+
+
 def test_what_changes_the_result_changes_the_key(bundled_server: str, plates: Path) -> None:
     job = make_job(plates, bundled_server)
     assert make_job(plates, "other:50051").key() == job.key()
@@ -108,6 +129,9 @@ def test_what_changes_the_result_changes_the_key(bundled_server: str, plates: Pa
     assert make_job(plates, bundled_server, aovs=("mask", "repair")).key() != job.key()
     assert make_job(plates, bundled_server, handles=1).key() != job.key()
     assert make_job(plates, bundled_server, last=1007).key() != job.key()
+    for knob, value in CHOSEN.items():  # each restore knob changes the pixels
+        assert make_job(plates, bundled_server, **{knob: value}).key() != job.key(), knob
+    assert make_job(plates, bundled_server, repair_strength=1).key() == job.key()  # 1 is 1.0
     before = job.identity
     path = plates / "plate.1009.exr"  # a handle frame rewritten: another input
     stat = path.stat()
@@ -167,6 +191,19 @@ def test_errors_a_user_can_act_on(bundled_server: str, plates: Path, tmp_path: P
         run_job(make_job(plates, bundled_server, input_colorspace="Nope 709"), tmp_path)
     with pytest.raises(RRTNError, match="passes must be 0"):
         HostSettings(passes=-1)
+    refused = {
+        "repair_mode": ("everything", "repair mode must be one of full, defects (full repairs"),
+        "tone_guard": ("smooth", "tone guard must be one of off, keep, deflicker (deflicker"),
+        "repair_strength": (1.5, "repair strength must be a number from 0 to 1 (0 keeps the"),
+        "cuts": ("yes", "find cuts must be true or false"),
+    }
+    for knob, (value, message) in refused.items():
+        with pytest.raises(RRTNError, match=message.replace("(", r"\(")) as err:
+            HostSettings(**{knob: value})  # type: ignore[arg-type]
+        assert str(err.value).endswith(f", not {value!r}")
+        assert err.value.kind is ErrorKind.INVALID_INPUT
+    with pytest.raises(RRTNError, match="repair strength must be a number from 0 to 1"):
+        HostSettings(repair_strength=float("nan"))
     missing = RestoreJob.with_handles(
         first=1,
         last=2,
@@ -180,6 +217,119 @@ def test_errors_a_user_can_act_on(bundled_server: str, plates: Path, tmp_path: P
     )
     with pytest.raises(RRTNError, match=r"none\.0001\.exr does not exist"):
         run_job(missing, tmp_path)
+
+
+def test_the_restore_knobs_reach_the_server_and_decide_the_result(
+    bundled_server: str, tmp_path: Path, opened_sessions: list[Any]
+) -> None:
+    pattern = str(dusty_sequence(tmp_path / "dusty", range(1, 6), dust_frame=3))
+
+    def dusty_job(**knobs: object) -> RestoreJob:
+        return RestoreJob.with_handles(
+            first=2,
+            last=4,
+            handles=1,
+            name="dusty",
+            input=pattern,
+            width=48,
+            height=40,
+            identity=files_identity(pattern, range(1, 6)),
+            settings=HostSettings(
+                server=bundled_server, input_colorspace="lin_rec709", **{**CHOSEN, **knobs}
+            ),
+        )
+
+    def restored(job: RestoreJob) -> list[np.ndarray]:
+        result = run_job(job, tmp_path / "cache")
+        return [read_pixels(result.path(f))[1][:, :, :3] for f in (2, 3, 4)]
+
+    job = dusty_job()
+    half = restored(job)
+    (spec,) = opened_sessions  # the OpenSession request, as the server parsed it
+    assert (spec.options.cuts, spec.options.tone_guard) == (False, "keep")
+    assert (spec.options.repair_mode, spec.options.repair_strength) == ("defects", 0.5)
+    record = json.loads((job.folder(tmp_path / "cache") / RECORD).read_text())
+    assert {k: record["settings"][k] for k in CHOSEN} == CHOSEN
+
+    # What came back is what those knobs do: "defects" leaves every pixel away from the dust
+    # the plate's, bit for bit, and strength 0.5 takes the speck part of the way.
+    plate = [read_pixels(pattern.replace("####", f"{f:04d}"))[1] for f in (2, 3, 4)]
+    far = away_from_dust()
+    assert np.array_equal(half[0], plate[0])
+    assert np.array_equal(half[2], plate[2])
+    assert np.array_equal(half[1][far], plate[1][far])
+    speck = float(plate[1][DUST].mean())
+    assert float(half[1][DUST].mean()) < speck
+
+    # The same frames with other knobs (the server reuses the network's work). Strength 0 is
+    # sent, not taken as unset: the plate itself.
+    none = restored(dusty_job(repair_strength=0.0))
+    assert opened_sessions[-1].options.repair_strength == 0.0
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(none, plate, strict=True))
+    whole = restored(dusty_job(repair_strength=1.0))
+    assert float(whole[1][DUST].mean()) < float(half[1][DUST].mean()) < speck
+    assert np.array_equal(whole[1][far], plate[1][far])
+    full = restored(dusty_job(repair_mode="full", repair_strength=1.0))
+    assert opened_sessions[-1].options.repair_mode == "full"
+    assert not np.any(full[1][far] == plate[1][far])  # the restored picture everywhere
+    assert all(s.options.cuts is False and s.options.tone_guard == "keep" for s in opened_sessions)
+
+    # A finished result stands for its knobs only: any other value is another result.
+    cache = tmp_path / "cache"
+    assert finished_result(job, cache) is not None
+    for knob, value in {"cuts": True, "tone_guard": "off", "repair_strength": 0.75}.items():
+        other = replace(job, settings=replace(job.settings, **{knob: value}))
+        assert other.key() != job.key()
+        assert finished_result(other, cache) is None, knob
+
+
+def test_host_scripts_take_the_knobs_as_options_and_farm_jobs_carry_them() -> None:
+    def parsed(*argv: str) -> HostSettings:
+        parser = argparse.ArgumentParser()
+        add_options(parser, colorspace="ACEScg", cache=Path("/cache"))
+        return from_options(parser.parse_args(list(argv)))
+
+    defaults = parsed()
+    assert {k.name: getattr(defaults, k.name) for k in KNOBS} == {
+        "repair_mode": "full",
+        "repair_strength": 1.0,
+        "tone_guard": "deflicker",
+        "cuts": True,
+    }
+    assert defaults == HostSettings(input_colorspace="ACEScg", server=defaults.server)
+    flags = ("--repair-mode", "defects", "--repair-strength", "0.5", "--tone-guard", "keep")
+    chosen = parsed(*flags, "--no-cuts")
+    assert {k: getattr(chosen, k) for k in CHOSEN} == CHOSEN
+    assert parsed("--cuts").cuts is True
+    with pytest.raises(RRTNError, match=r"repair strength must be a number from 0 to 1 .*, not 2"):
+        parsed("--repair-strength", "2")
+    with pytest.raises(SystemExit):  # argparse: "invalid choice: 'all' (choose from ...)"
+        parsed("--repair-mode", "all")
+
+    # A farm job names the knobs that differ from the engine's defaults, as its flags.
+    command = farm_command(
+        "rrtn-plugin", Path("/b"), "/i.####.exr", "/o.####.exr", first=1, last=9, name="n"
+    )
+    assert command[-2:] == ["--name", "n"]  # the defaults: nothing added
+    assert farm_command(
+        "rrtn-plugin", Path("/b"), "/i.####.exr", "/o.####.exr", first=1, last=9, name="n", **CHOSEN
+    )[len(command) :] == [*flags, "--no-cuts"]
+
+
+def test_every_host_shows_the_engines_choices_defaults_and_ranges() -> None:
+    defaults = RestoreOptions()
+    for knob in KNOBS:
+        spec = option_spec(knob.name)
+        assert spec.served  # a session option the server takes
+        assert knob.default == spec.default == getattr(defaults, knob.name)
+        assert getattr(HostSettings(), knob.name) == knob.default
+        assert set(knob.choices) == set(spec.choices)  # each with its help
+        assert knob.choices[:1] == ((knob.default,) if spec.choices else ())
+        assert knob.flag == spec.flag
+        for choice in knob.choices:  # the tooltip says what each choice does
+            assert f"\n{choice}: {CHOICE_HELP[choice]}." in knob.tooltip
+    strength = next(k for k in KNOBS if k.name == "repair_strength")
+    assert (strength.type, strength.minimum, strength.maximum) == (float, 0, 1)
 
 
 def test_exr_size_reads_the_data_window(plates: Path, tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ from helpers import exr_sequence
 
 from rrtn_plugin.client.library import Cancel, Client, ServerError, frame_path, sequence_pattern
 from rrtn_plugin.engine import RestoreOptions
-from rrtn_plugin.engine.options import OPTIONS, options_from
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.options import OPTIONS, options_from
 from rrtn_plugin.progress import Progress, check_cancel
 from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2 as pb
 from rrtn_plugin.server.app import ServerSecurity, is_loopback, start_server
@@ -106,8 +106,34 @@ def test_server_info_describes_models_options_and_limits(server) -> None:
     assert {o.name for o in info.options} >= {"max_passes", "window", "aovs", "color_mode"}
     assert info.limits.max_chunk_bytes < 4 << 20
     assert info.limits.path_transport
+    limits = info.limits
+    assert (limits.max_frame_number, limits.max_clip_frames, limits.max_side) == (
+        999_999_999,
+        200_000,
+        16_384,
+    )
+    assert (limits.max_channels, limits.max_name_chars) == (64, 256)
     assert "ACEScg" in info.colorspaces
     assert info.device == "cpu"
+
+
+def test_advertised_limits_are_the_ones_enforced(server) -> None:
+    address, _ = server
+    with Client(address) as client:
+        limits = client.info().limits
+        edge = limits.max_frame_number
+        for first, last, width, height, field in [
+            (edge + 1, edge + 2, 16, 16, "first_frame"),
+            (1, limits.max_clip_frames + 1, 16, 16, "frames"),
+            (1, 3, limits.max_side + 1, 16, "width"),
+        ]:
+            with pytest.raises(ServerError) as refused:
+                client.open_session(first_frame=first, last_frame=last, width=width, height=height)
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, field
+        inside = client.open_session(
+            first_frame=edge - 2, last_frame=edge, width=limits.max_side, height=16
+        )
+        inside.close()
 
 
 def test_bytes_transport_gives_the_in_process_frames(
@@ -593,7 +619,8 @@ def test_advertised_option_ranges_are_the_ones_enforced(server) -> None:
         advertised = {o.name: o for o in client.info().options}
     served = [spec for spec in OPTIONS if spec.served]
     assert {spec.name for spec in served} == {
-        *("window", "overlap", "max_passes", "stop_psnr", "flow_max_pixels", "tile", "precision")
+        *("window", "overlap", "max_passes", "stop_psnr", "flow_max_pixels", "tile", "precision"),
+        *("cuts", "tone_guard", "repair_mode", "repair_strength"),
     }
     assert {name: advertised[name].default for name in (s.name for s in served)} == {
         "window": "30",
@@ -603,13 +630,20 @@ def test_advertised_option_ranges_are_the_ones_enforced(server) -> None:
         "flow_max_pixels": "1048576",
         "tile": "",  # unset: chosen from the memory budget
         "precision": "fp32",
+        "cuts": "true",
+        "tone_guard": "deflicker",
+        "repair_mode": "full",
+        "repair_strength": "1.0",
     }
+    assert advertised["cuts"].type == "bool"
+    assert list(advertised["repair_mode"].choices) == ["full", "defects"]
+    assert list(advertised["tone_guard"].choices) == ["off", "keep", "deflicker"]
     assert "fp32" in advertised["precision"].choices
     assert set(advertised["precision"].choices) <= {"fp32", "bf16", "fp16"}
     assert (advertised["max_passes"].minimum, advertised["max_passes"].maximum) == (1, 8)
     widest = RestoreOptions(window=120)  # room for the widest overlap
     for spec in served:
-        if spec.type is str:
+        if spec.type in (str, bool):
             continue
         option = advertised[spec.name]
         step = spec.step if spec.type is int else 0.5
@@ -632,6 +666,9 @@ def test_advertised_option_ranges_are_the_ones_enforced(server) -> None:
         ({"tile": 100}, "tile must be 0 or a multiple of 16 from 128 to 8192, got 100"),
         ({"flow_max_pixels": 100}, "flow_max_pixels must be a whole number from 16384"),
         ({"precision": "fp64"}, "precision must be one of fp32, bf16, fp16, got 'fp64'"),
+        ({"repair_mode": "all"}, "repair_mode must be one of full, defects, got 'all'"),
+        ({"tone_guard": "on"}, "tone_guard must be one of off, keep, deflicker, got 'on'"),
+        ({"repair_strength": 1.5}, "repair_strength must be a number from 0 to 1, got 1.5"),
     ],
 )
 def test_open_session_refuses_options_out_of_range(

@@ -252,3 +252,27 @@ def test_a_config_file_gives_what_flags_do_and_flags_win(tmp_path: Path) -> None
     assert args.root == [Path("/show"), Path("/shared")]
     assert (args.memory_budget, args.max_sessions, args.log_json) == (60.0, 9, True)
     assert args.metrics_port == 9464
+
+
+def test_no_share_work_from_the_flag_or_the_config_file_reaches_the_limits(
+    tmp_path: Path,
+) -> None:
+    from rrtn_plugin.cli.main import build_parser
+    from rrtn_plugin.cli.serve import apply_config, service_limits
+
+    def limits(*flags: str, config: str | None = None) -> ServiceLimits:
+        argv = ["serve", *flags]
+        if config is not None:
+            (tmp_path / "serve.toml").write_text(config)
+            argv += ["--config", str(tmp_path / "serve.toml")]
+        args = build_parser().parse_args(argv)
+        if config is not None:
+            apply_config(args, args.serve_parser)
+        return service_limits(args)
+
+    assert limits().share_work is ServiceLimits().share_work is True
+    assert limits("--no-share-work").share_work is False
+    assert limits(config="share_work = false\n").share_work is False
+    assert limits(config="share_work = true\n").share_work is True
+    assert limits("--no-share-work", config="share_work = true\n").share_work is False
+    assert limits(config="max_sessions = 3\n").max_sessions == 3

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import network_options
 
 from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
 from rrtn_plugin.engine.keys import model_key
@@ -15,7 +16,7 @@ from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.synth.samples import panning_clip
 
-OPTIONS = RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu")
+OPTIONS = network_options(window=6, overlap=3, max_passes=1, device="cpu")
 
 
 def session_for(
@@ -92,7 +93,7 @@ def test_a_changed_frame_invalidates_exactly_its_windows(small_model: RRTN) -> N
 
 def test_recursion_needs_a_window_more_per_pass(small_model: RRTN) -> None:
     clip = panning_clip(40, 128, 128, seed=2)
-    options = RestoreOptions(window=6, overlap=3, max_passes=2, stop_psnr=200, device="cpu")
+    options = network_options(window=6, overlap=3, max_passes=2, stop_psnr=200, device="cpu")
     session = session_for(small_model, clip, options=options, first_frame=0)
     # Pass 2 of frame 20 runs windows (15,21) and (18,24): frames 15-23 and mask neighbours
     # 14 and 24, whose pass-1 outputs come from windows (9,15) ... (24,30), neighbours 8, 30.
@@ -212,7 +213,7 @@ def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
     budget = 500 << 20
     assert not window_fits(30, 128, 128, tile=128, budget=budget)
     cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
-    options = RestoreOptions(
+    options = network_options(
         window=30, overlap=15, max_passes=1, device="cpu", memory_budget=budget
     )
     session = ClipSession(
@@ -237,7 +238,7 @@ def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
         height=128,
         width=128,
         first=small_model,
-        options=RestoreOptions(window=30, max_passes=1, device="cpu", memory_budget=8 << 30),
+        options=network_options(window=30, max_passes=1, device="cpu", memory_budget=8 << 30),
         cache=cache,
     )
     assert roomy.window_length == 30
@@ -246,7 +247,7 @@ def test_a_tight_memory_budget_tiles_then_shortens_the_windows(
 
 def test_a_fixed_window_is_never_shortened(small_model: RRTN) -> None:
     # The budget that shortens 30-frame windows above makes a fixed window fail, naming why.
-    tight = RestoreOptions(
+    tight = network_options(
         window=30,
         overlap=15,
         max_passes=1,

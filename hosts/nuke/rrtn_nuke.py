@@ -30,7 +30,7 @@ from rrtn_plugin.client.farm import farm_model, find_program, write_farm_bundle
 from rrtn_plugin.client.jobs import JobResult, RestoreJob, finished_result
 from rrtn_plugin.client.results import ResultRule, document_path, result_root
 from rrtn_plugin.client.running import JobThread
-from rrtn_plugin.client.settings import AOVS, HostSettings, server_choices
+from rrtn_plugin.client.settings import AOVS, KNOBS, HostSettings, Knob, server_choices
 from rrtn_plugin.errors import RRTNError
 
 SERVER_DEFAULT_MODEL = "(server default)"
@@ -81,6 +81,7 @@ def _build_group() -> nuke.Node:
         nuke.Int_Knob("handles", "handles"),
         nuke.Int_Knob("passes", "passes (0: model default)"),
         *[nuke.Boolean_Knob(f"aov_{aov}", aov) for aov in AOVS],
+        *[_restore_knob(knob) for knob in KNOBS],
         nuke.String_Knob("colorspace", "input colour space", working_space()),
         nuke.File_Knob("cache", "cache folder"),
         nuke.PyScript_Knob("restore", "Restore", f"{CALL}restore(nuke.thisNode())"),
@@ -108,6 +109,23 @@ def _build_group() -> nuke.Node:
         nuke.nodes.Read(name="Restored", raw=True, before="black", after="black")
         nuke.nodes.Output(name="Output1").setInput(0, plate)
     return group
+
+
+def _restore_knob(knob: Knob) -> nuke.Knob:
+    """A restore knob: a menu of its choices, a slider over its range or a checkbox, set to
+    the engine's default, its tooltip saying when to use which."""
+    made: nuke.Knob
+    if knob.choices:
+        made = nuke.Enumeration_Knob(knob.name, knob.label, list(knob.choices))
+    elif knob.type is bool:
+        made = nuke.Boolean_Knob(knob.name, knob.label)
+    else:
+        slider = nuke.Double_Knob(knob.name, knob.label)
+        slider.setRange(knob.minimum, knob.maximum)
+        made = slider
+    made.setValue(knob.default)
+    made.setTooltip(knob.tooltip)
+    return made
 
 
 def refresh_choices(group: nuke.Node) -> None:
@@ -304,6 +322,8 @@ def _settings(group: nuke.Node) -> HostSettings:
         passes=int(group["passes"].value()),
         aovs=tuple(aov for aov in AOVS if group[f"aov_{aov}"].value()),
         input_colorspace=script_colorspace(colorspace),
+        # A node made before a knob existed restores with the knob's default.
+        **{k.name: knob.value() for k in KNOBS if (knob := group.knob(k.name)) is not None},
     )
 
 

@@ -43,7 +43,14 @@ from rrtn_plugin.client.farm import (
 from rrtn_plugin.client.jobs import JobResult, RestoreJob, finished_result, rendered_job
 from rrtn_plugin.client.results import ResultRule, result_root, slug
 from rrtn_plugin.client.running import job_steps
-from rrtn_plugin.client.settings import AOVS, HostSettings, add_options, from_options
+from rrtn_plugin.client.settings import (
+    AOVS,
+    KNOBS,
+    HostSettings,
+    Knob,
+    add_options,
+    from_options,
+)
 from rrtn_plugin.client.steps import Steps
 from rrtn_plugin.client.versions import version_at_least
 from rrtn_plugin.errors import ErrorKind, RRTNError
@@ -371,8 +378,18 @@ def dialog(resolve: Resolve, fusion: Any, bmd: Any) -> None:
     def row(label: str, element: Any) -> Any:
         return ui.HGroup([ui.Label({"Text": label, "Weight": 0.3}), element])
 
+    def knob_row(knob: Knob) -> Any:  # a restore knob: a menu, a 0-1 number or a checkbox
+        element = {"ID": knob.name, "ToolTip": knob.tooltip}
+        if knob.type is bool:
+            return ui.CheckBox({**element, "Text": knob.label, "Checked": knob.default})
+        if knob.choices:
+            return row(knob.label.capitalize(), ui.ComboBox(element))
+        limits = {"Minimum": knob.minimum, "Maximum": knob.maximum, "Value": knob.default}
+        spin = ui.DoubleSpinBox({**element, **limits, "SingleStep": 0.05, "Decimals": 2})
+        return row(knob.label.capitalize(), spin)
+
     window = dispatcher.AddWindow(
-        {"ID": "RRTNRestore", "WindowTitle": "RRTN Restore", "Geometry": [200, 200, 460, 380]},
+        {"ID": "RRTNRestore", "WindowTitle": "RRTN Restore", "Geometry": [200, 200, 460, 500]},
         ui.VGroup(
             [
                 row("Server", ui.LineEdit({"ID": "Server", "Text": defaults.server})),
@@ -388,6 +405,7 @@ def dialog(resolve: Resolve, fusion: Any, bmd: Any) -> None:
                         ui.CheckBox({"ID": "Append", "Text": "put on a new track"}),
                     ]
                 ),
+                *[knob_row(knob) for knob in KNOBS],
                 row("Cache", ui.LineEdit({"ID": "Cache", "Text": str(default_cache())})),
                 ui.Label({"ID": "Status", "Text": "Mark an in/out range or park on a clip."}),
                 ui.HGroup(
@@ -401,6 +419,10 @@ def dialog(resolve: Resolve, fusion: Any, bmd: Any) -> None:
         ),
     )
     items = window.GetItems()
+    for knob in KNOBS:
+        if knob.choices:  # a ComboBox's items are added once it exists
+            items[knob.name].AddItems(list(knob.choices))
+            items[knob.name].CurrentIndex = knob.choices.index(str(knob.default))
     timer = ui.Timer({"ID": "RRTNTick", "Interval": 200})
     running: list[Steps] = []
 
@@ -413,6 +435,10 @@ def dialog(resolve: Resolve, fusion: Any, bmd: Any) -> None:
                 passes=int(items["Passes"].Value),
                 input_colorspace=items["Colorspace"].Text.strip(),
                 aovs=aovs,
+                cuts=bool(items["cuts"].Checked),
+                tone_guard=str(items["tone_guard"].CurrentText),
+                repair_mode=str(items["repair_mode"].CurrentText),
+                repair_strength=float(items["repair_strength"].Value),
             )
         except RRTNError as exc:
             items["Status"].Text = f"Error: {exc}"

@@ -1,7 +1,7 @@
 """Arguments several commands share, and their translation into the core's settings.
 
 The engine's options are made from their one description
-(:data:`~rrtn_plugin.engine.options.OPTIONS`: flag, type, default, choices, range and help) by
+(:data:`~rrtn_plugin.options.OPTIONS`: flag, type, default, choices, range and help) by
 :func:`add_engine_arguments`, and :func:`restore_options` turns the parsed values back into
 checked :class:`RestoreOptions`. A restore job's other settings (colour, AOVs) are
 :func:`add_job_arguments` and :func:`job_settings`. Also here: access (``--token-file``),
@@ -18,11 +18,11 @@ from typing import Any
 
 from rrtn_plugin.cli.models import add_model_arguments, max_passes
 from rrtn_plugin.color import ColorMode
-from rrtn_plugin.engine.options import OPTIONS, RestoreOptions, option_flag, options_from
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.frames.aovs import Aov, parse_aovs
-from rrtn_plugin.frames.restore import JobSettings
 from rrtn_plugin.frames.sequence import parse_frames
+from rrtn_plugin.frames.settings import JobSettings
+from rrtn_plugin.options import OPTIONS, RestoreOptions, option_flag, options_from
 from rrtn_plugin.weights import PASSES as BUNDLED_PASSES
 
 
@@ -65,6 +65,14 @@ def add_engine_arguments(
         if not spec.cli or (names is not None and spec.name not in names):
             continue
         text = spec.describe()
+        if spec.type is bool and spec.default:
+            parser.add_argument(
+                spec.flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=_escape(f"{text} (default: on)"),
+            )
+            continue
         if spec.type is bool:
             parser.add_argument(spec.flag, action="store_true", help=_escape(text))
             continue

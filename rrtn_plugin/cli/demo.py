@@ -5,7 +5,8 @@ A held-out still (never seen in training) is filmed by a synthetic camera and da
 restores them with :func:`restore_sequence` (colour conversion, engine, AOVs) and writes a
 before/after contact sheet, measuring PSNR against the clean clip it started from.
 
-``rrtn-plugin demo`` (:func:`add_parser`) runs it with the bundled model or ``--model``.
+``rrtn-plugin demo`` (:func:`add_parser`) runs it with the bundled model or ``--model``; torch
+and OpenImageIO load when it runs, not with its parser.
 """
 
 from __future__ import annotations
@@ -14,24 +15,19 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import OpenImageIO as oiio
-import torch
 
 from rrtn_plugin.cli.arguments import add_engine_arguments, command_parser, restore_options, size
 from rrtn_plugin.cli.models import add_model_arguments, load_models
 from rrtn_plugin.cli.progress import ProgressPrinter
-from rrtn_plugin.color import LUMA_WEIGHTS, Converter, load_config, working_colorspace
-from rrtn_plugin.engine import RestoreOptions
-from rrtn_plugin.frames.aovs import Aov
-from rrtn_plugin.frames.image import read_pixels, write_image
-from rrtn_plugin.frames.restore import JobReport, JobSettings, restore_sequence
-from rrtn_plugin.model import RRTN
+from rrtn_plugin.options import RestoreOptions
 from rrtn_plugin.progress import Progress
-from rrtn_plugin.synth import degrade_clip
-from rrtn_plugin.synth.footage import HELD_OUT_STILLS, camera_clip, load_still
-from rrtn_plugin.training.quality import psnr
+
+if TYPE_CHECKING:
+    from rrtn_plugin.frames.restore import JobReport
+    from rrtn_plugin.model import RRTN
 
 LINEAR = "Linear Rec.709 (sRGB)"
 FIRST_FRAME = 1001
@@ -60,6 +56,17 @@ def run_demo(
     progress: Callable[[Progress], None] | None = None,
 ) -> DemoReport:
     """Make, damage, write, restore and compare a clip; everything goes under ``out``."""
+    import OpenImageIO as oiio
+    import torch
+
+    from rrtn_plugin.color import LUMA_WEIGHTS, Converter, load_config, working_colorspace
+    from rrtn_plugin.frames.aovs import Aov
+    from rrtn_plugin.frames.image import read_pixels, write_image
+    from rrtn_plugin.frames.restore import JobSettings, restore_sequence
+    from rrtn_plugin.synth import degrade_clip
+    from rrtn_plugin.synth.footage import HELD_OUT_STILLS, camera_clip, load_still
+    from rrtn_plugin.training.quality import psnr
+
     generator = torch.Generator().manual_seed(seed)
     clean_clip = camera_clip(
         load_still(HELD_OUT_STILLS[0]),

@@ -52,9 +52,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--strip",
         type=Path,
-        help="with --real-film: write a before/after strip PNG here (default: none)",
+        help="with --real-film: write a before/after strip PNG here, and one of a film with "
+        "no damage added beside it (NAME-no-damage.png; default: none)",
     )
-    add_engine_arguments(parser, ["max_passes", "device"], passes=EVALUATE_PASSES)
+    add_engine_arguments(
+        parser,
+        ["max_passes", "device", "cuts", "tone_guard", "repair_mode", "repair_strength"],
+        passes=EVALUATE_PASSES,
+    )
     parser.set_defaults(run=cmd_evaluate)
 
 

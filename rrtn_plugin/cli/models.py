@@ -2,18 +2,22 @@
 
 ``--model`` names a checkpoint, or a folder holding the authors' pair; ``--model-second`` a
 checkpoint for passes 2 and later; without ``--model`` the bundled small model is used, and
-commands run its own pass count unless given ``--max-passes``.
+commands run its own pass count unless given ``--max-passes``. Torch loads with the models
+(:func:`load_models`), not with the arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.model import RRTN, load_rrtn
 from rrtn_plugin.weights import PASSES as BUNDLED_PASSES
 from rrtn_plugin.weights import load_bundled
+
+if TYPE_CHECKING:
+    from rrtn_plugin.model import RRTN
 
 OFFICIAL_NAMES = ("rrtn_128_first.pth", "rrtn_128_second.pth")
 
@@ -35,6 +39,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def load_models(model: Path | None, model_second: Path | None) -> tuple[RRTN, RRTN | None]:
     """``--model`` (a checkpoint, or a folder with the official pair) and ``--model-second``;
     without ``--model``, the bundled small model (for both passes unless ``--model-second``)."""
+    from rrtn_plugin.model import load_rrtn
+
     if model is None:
         first, second = load_bundled()
         return first, load_rrtn(model_second) if model_second else second

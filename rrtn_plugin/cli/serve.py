@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rrtn_plugin import __version__
 from rrtn_plugin.cli.arguments import (
@@ -23,14 +23,18 @@ from rrtn_plugin.cli.arguments import (
     read_token,
 )
 from rrtn_plugin.cli.models import add_model_arguments, load_models, max_passes
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.options import RestoreOptions
 from rrtn_plugin.protocol.framing import DEFAULT_ADDRESS
+
+if TYPE_CHECKING:
+    from rrtn_plugin.server.service import ServiceLimits
 
 DESCRIPTION = """\
 Serve restorations over gRPC (service rrtn.v1.Restorer) to hosts and to
 `rrtn-plugin restore --server`. Settings come from the flags, or from a TOML
-file (--config) whose keys are the flags' names with underscores, e.g.
+file (--config) whose keys are the flags' names with underscores (for
+--no-share-work: share_work = false), e.g.
 
   listen = "0.0.0.0:50051"
   token_file = "/etc/rrtn/token"
@@ -100,6 +104,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "reply) before the server ends it",
     )
     parser.add_argument(
+        "--no-share-work",
+        dest="share_work",
+        action="store_false",
+        help="drop a closed session's cached work instead of keeping it for later sessions "
+        "that ask for the same work (default: kept, within the memory budgets; in --config: "
+        "share_work = false)",
+    )
+    parser.add_argument(
         "--drain-seconds",
         type=float,
         default=30.0,
@@ -163,7 +175,7 @@ def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 def _config_value(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
     """A config file's ``value`` for the flag ``action``, converted as the flag would be."""
     convert = action.type if callable(action.type) else (lambda v: v)
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         if not isinstance(value, bool):
             raise RRTNError(f"config file {path}: '{key}' must be true or false, got {value!r}")
         return value
@@ -183,10 +195,26 @@ def _config_value(path: Path, key: str, value: Any, action: argparse.Action) -> 
     return converted
 
 
+def service_limits(args: argparse.Namespace) -> ServiceLimits:
+    """The server's limits from the command's settings (flags, or ``--config``'s keys)."""
+    from rrtn_plugin.server.service import ServiceLimits
+
+    return ServiceLimits(
+        memory_budget=int((args.memory_budget or 0) * 2**30),
+        host_budget=int((args.host_budget or 0) * 2**30),
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        path_roots=tuple(args.root),
+        max_restores=args.max_restores,
+        stream_idle_timeout=args.stream_idle_timeout,
+        share_work=args.share_work,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from rrtn_plugin.engine.device import compile_models
     from rrtn_plugin.server.app import JsonLogFormatter, ServerSecurity, start_server
-    from rrtn_plugin.server.service import RestoreService, ServedModel, ServiceLimits
+    from rrtn_plugin.server.service import RestoreService, ServedModel
 
     if args.config is not None:
         apply_config(args, args.serve_parser)
@@ -196,15 +224,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     first, second = load_models(args.model, args.model_second)
     if args.compile:
         compile_models(first, second)
-    limits = ServiceLimits(
-        memory_budget=int((args.memory_budget or 0) * 2**30),
-        host_budget=int((args.host_budget or 0) * 2**30),
-        max_sessions=args.max_sessions,
-        idle_timeout=args.idle_timeout,
-        path_roots=tuple(args.root),
-        max_restores=args.max_restores,
-        stream_idle_timeout=args.stream_idle_timeout,
-    )
     service = RestoreService(
         [
             ServedModel(
@@ -216,7 +235,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         ],
         device=args.device,
-        limits=limits,
+        limits=service_limits(args),
         ocio_config=args.ocio_config,
     )
     server = start_server(

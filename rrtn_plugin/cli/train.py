@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from rrtn_plugin.cli.arguments import add_engine_arguments, command_parser
-from rrtn_plugin.model.flow import FLOW_SOURCES
-from rrtn_plugin.training.train import LOSSES, STAGES
+from rrtn_plugin.model.choices import FLOW_SOURCES
+from rrtn_plugin.training.choices import LOSSES, STAGES
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

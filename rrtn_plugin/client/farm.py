@@ -23,7 +23,9 @@ from pathlib import Path
 from rrtn_plugin.client.jobs import FARM_RECORD, RestoreJob, finished_result, write_record
 from rrtn_plugin.client.library import frame_path
 from rrtn_plugin.client.results import user_cache_root
+from rrtn_plugin.client.settings import KNOBS
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.options import RestoreOptions
 
 PROGRAM = "rrtn-plugin"
 """The command-line program that writes farm jobs."""
@@ -66,10 +68,15 @@ def farm_command(
     colorspace: str = "",
     passes: int = 0,
     model_file: str = "",
+    cuts: bool = RestoreOptions.cuts,
+    tone_guard: str = RestoreOptions.tone_guard,
+    repair_mode: str = RestoreOptions.repair_mode,
+    repair_strength: float = RestoreOptions.repair_strength,
 ) -> list[str]:
     """The ``rrtn-plugin farm openjd`` command writing a job bundle (the folder ``bundle``)
     that restores ``source``'s frames ``first``–``last`` into ``output`` (both absolute
-    patterns), in tasks of ``chunk`` frames (0: the program's default)."""
+    patterns), in tasks of ``chunk`` frames (0: the program's default). The restore knobs
+    (:data:`~.settings.KNOBS`) are named when they differ from the engine's defaults."""
     command = [program, "farm", "openjd", str(bundle), source, output]
     command += ["--frames", f"{first}-{last}"]
     if chunk:
@@ -83,6 +90,20 @@ def farm_command(
         command += ["--max-passes", str(passes)]
     if model_file:
         command += ["--model", model_file]
+    knobs = {
+        "cuts": cuts,
+        "tone_guard": tone_guard,
+        "repair_mode": repair_mode,
+        "repair_strength": float(repair_strength),
+    }
+    for knob in KNOBS:
+        value = knobs[knob.name]
+        if value == knob.default:
+            continue
+        if knob.type is bool:
+            command.append(knob.flag if value else f"--no-{knob.flag[2:]}")
+        else:
+            command += [knob.flag, str(value)]
     return command
 
 
@@ -124,6 +145,10 @@ def write_farm_bundle(
         colorspace=settings.input_colorspace,
         passes=settings.passes,
         model_file=model,
+        cuts=settings.cuts,
+        tone_guard=settings.tone_guard,
+        repair_mode=settings.repair_mode,
+        repair_strength=settings.repair_strength,
     )
     run_farm_command(command, timeout=timeout)
     write_record(job, cache_root, FARM_RECORD, command=command)

@@ -186,10 +186,17 @@ class Client:
         overlap: int | None = None,
         tile: int | None = None,
         flow_max_pixels: int | None = None,
+        cuts: bool | None = None,
+        tone_guard: str = "",
+        repair_mode: str = "",
+        repair_strength: float | None = None,
     ) -> Session:
         """Open a session for frames ``first_frame``–``last_frame`` of ``width`` × ``height``.
 
         The range is everything the client can provide (the host's range with its handles).
+        Options left unset (None, empty) take the server's defaults: ``cuts`` restores each
+        shot on its own, ``tone_guard`` is "deflicker", "keep" or "off", ``repair_mode``
+        "full" or "defects", ``repair_strength`` from 0 (the input) to 1 (the repair).
         """
         optional: dict[str, Any] = {
             "max_passes": max_passes,
@@ -198,6 +205,8 @@ class Client:
             "overlap": overlap,
             "tile": tile,
             "flow_max_pixels": flow_max_pixels,
+            "cuts": cuts,
+            "repair_strength": repair_strength,
         }
         options = pb.SessionOptions(
             model=model,
@@ -205,6 +214,8 @@ class Client:
             color_mode=color_mode,
             input_colorspace=input_colorspace,
             precision=precision,
+            tone_guard=tone_guard,
+            repair_mode=repair_mode,
             **{k: v for k, v in optional.items() if v is not None},
         )
         reply = self._call(

@@ -75,6 +75,10 @@ def run_job(
                 aovs=settings.aovs,
                 input_colorspace=settings.input_colorspace,
                 max_passes=settings.passes or None,
+                cuts=settings.cuts,
+                tone_guard=settings.tone_guard,
+                repair_mode=settings.repair_mode,
+                repair_strength=settings.repair_strength,
             )
             try:
                 summary = session.restore_files(

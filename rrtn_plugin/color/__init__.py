@@ -3,24 +3,56 @@
 The network was trained on display-referred luminance: sRGB-encoded Rec.709 frames turned to
 luma with PIL's weights. :func:`load_config` finds the OpenColorIO config, :class:`Converter`
 maps a frame's colour channels to that encoding and back, and :mod:`.frames` extracts the
-network's input from a frame and applies the network's change to it.
+network's input from a frame and applies the network's change to it; :mod:`.modes` holds
+:class:`ColorMode`.
+
+Only :class:`ColorMode` is imported with the package; the rest (torch, OpenColorIO) loads when
+first used, so that a front end can offer the modes before torch is loaded.
 """
 
-from rrtn_plugin.color.config import (
-    WORKING_SPACE,
-    load_config,
-    resolve_colorspace,
-    working_colorspace,
-)
-from rrtn_plugin.color.frames import (
-    LUMA_WEIGHTS,
-    ColorMode,
-    FrameColor,
-    apply_change,
-    fill_nonfinite,
-    network_input,
-)
-from rrtn_plugin.color.transform import Converter
+from typing import TYPE_CHECKING
+
+from rrtn_plugin.color.modes import ColorMode
+
+if TYPE_CHECKING:
+    from rrtn_plugin.color.config import (
+        WORKING_SPACE,
+        load_config,
+        resolve_colorspace,
+        working_colorspace,
+    )
+    from rrtn_plugin.color.frames import (
+        LUMA_WEIGHTS,
+        FrameColor,
+        apply_change,
+        fill_nonfinite,
+        network_input,
+    )
+    from rrtn_plugin.color.transform import Converter
+else:
+    import importlib
+
+    _LAZY = {
+        "WORKING_SPACE": "config",
+        "load_config": "config",
+        "resolve_colorspace": "config",
+        "working_colorspace": "config",
+        "LUMA_WEIGHTS": "frames",
+        "FrameColor": "frames",
+        "apply_change": "frames",
+        "fill_nonfinite": "frames",
+        "network_input": "frames",
+        "Converter": "transform",
+    }
+    """The names loaded on first use, and the module each comes from."""
+
+    def __getattr__(name: str) -> object:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "LUMA_WEIGHTS",

@@ -11,7 +11,6 @@ neighbours, and the original values are put back. Alpha and other channels are n
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -20,19 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rrtn_plugin.color.modes import ColorMode
 from rrtn_plugin.color.transform import Converter
 from rrtn_plugin.errors import RRTNError
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-class ColorMode(enum.Enum):
-    """What the restored luminance does to colour footage."""
-
-    KEEP_CHROMA = "keep-chroma"
-    """Add the luminance change to R, G and B alike: colour (chroma) is kept."""
-    MONOCHROME = "monochrome"
-    """Write the restored luminance into R, G and B: a black-and-white result."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from rrtn_plugin.engine.cache import CacheUsage, WorkCache
 from rrtn_plugin.engine.clip import ClipResult, restore_clip
 from rrtn_plugin.engine.device import resolve_device
 from rrtn_plugin.engine.metrics import psnr_8bit, quantize_8bit
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.session import ClipSession, SessionResult
+from rrtn_plugin.options import RestoreOptions
 
 __all__ = [
     "CacheUsage",

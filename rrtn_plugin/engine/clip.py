@@ -17,10 +17,10 @@ import torch
 from rrtn_plugin.engine.cache import WorkCache
 from rrtn_plugin.engine.device import resolve_device
 from rrtn_plugin.engine.memory import default_budget
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.session import ClipSession
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.options import RestoreOptions
 from rrtn_plugin.progress import Progress
 
 CACHE_SHARE = 0.25

@@ -16,7 +16,12 @@ joined). Their *level step* is the difference of their mean levels (display-refe
 real film flickers by up to 0.065 between neighbours).
 
 A *jump of light* is a level step above ``flash_level`` and above ``level_spread`` times the
-robust spread of the clip's own steps (so heavy flicker raises the bar).
+robust spread of the clip's own steps over ``spread_frames`` frames around it (so heavy flicker
+raises the bar).
+
+Every decision is local: whether a shot starts at frame t depends only on the frames within
+:func:`shot_reach` of it, so a session that holds part of a clip, a farm chunk and a run over the
+whole clip find the same boundaries there (:func:`boundaries_between`).
 
 - A frame that stands out from both neighbours (difference above ``cut_difference`` from each,
   or a level that departs from their mean by a jump of light measured against how all frames
@@ -32,6 +37,7 @@ robust spread of the clip's own steps (so heavy flicker raises the bar).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +66,8 @@ class CutRules:
             more than ``flash_level`` and this many robust standard deviations of how the other
             frames (not it, not its neighbours) stand out, while its neighbours agree, is a
             flash.
+        spread_frames: the clip's flicker (the robust spreads above) is measured over this
+            many frames on each side (moved inwards at the clip's ends).
     """
 
     cut_difference: float = 0.5
@@ -69,6 +77,7 @@ class CutRules:
     flash_level: float = 0.12
     level_spread: float = 4.0
     flash_spread: float = 4.0
+    spread_frames: int = 16
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,11 @@ def signatures(frames: torch.Tensor) -> Signatures:
     """:func:`frame_signature` of every frame of a (T, H, W) clip."""
     if frames.ndim != 3:
         raise RRTNError(f"expected a (T, H, W) clip, got {tuple(frames.shape)}")
-    parts = [frame_signature(f) for f in frames]
+    return signatures_of([frame_signature(f) for f in frames])
+
+
+def signatures_of(parts: Sequence[tuple[torch.Tensor, float]]) -> Signatures:
+    """The :class:`Signatures` of consecutive frames from their :func:`frame_signature`."""
     return Signatures(
         thumbnails=torch.stack([p[0] for p in parts]),
         levels=torch.tensor([p[1] for p in parts], dtype=torch.float32),
@@ -145,10 +158,12 @@ def find_shots(sig: Signatures, rules: CutRules | None = None) -> Shots:
     diffs = [difference(sig, i, i + 1) for i in range(t - 1)]  # pair (i, i+1)
     levels = sig.levels
     steps = levels[1:] - levels[:-1]
-    jump = jump_level(steps, r, r.level_spread)
+    near = r.spread_frames
 
     def unlike(i: int) -> bool:
         """Pair (i, i+1) shows different pictures or a jump of light."""
+        lo, hi = _around(i, near, len(steps))
+        jump = jump_level(steps[lo:hi], r, r.level_spread)
         return diffs[i] > r.cut_difference or abs(float(steps[i])) > jump
 
     flashes = []
@@ -156,8 +171,9 @@ def find_shots(sig: Signatures, rules: CutRules | None = None) -> Shots:
         # how far each inner frame stands out from the mean of its two neighbours
         outlying = levels[1:-1] - (levels[:-2] + levels[2:]) / 2
         for f in range(1, t - 1):
-            # the clip's own spread, without this frame and its neighbours (which it moves)
-            others = torch.cat([outlying[: max(0, f - 2)], outlying[f + 1 :]])
+            # the clip's own spread near it, without it and its neighbours (which it moves)
+            lo, hi = _around(f - 1, near, len(outlying))
+            others = torch.cat([outlying[lo : max(lo, f - 2)], outlying[f + 1 : hi]])
             bar = jump_level(others, r, r.flash_spread)
             stands_out = abs(float(outlying[f - 1])) > bar or (
                 diffs[f - 1] > r.cut_difference and diffs[f] > r.cut_difference
@@ -177,6 +193,31 @@ def find_shots(sig: Signatures, rules: CutRules | None = None) -> Shots:
         if unlike(i) or _soft_cut(sig, diffs, i, r):
             cuts.append(i + 1)
     return Shots(frames=t, cuts=tuple(cuts), flashes=tuple(flashes))
+
+
+def _around(i: int, near: int, length: int) -> tuple[int, int]:
+    """[lo, hi): the 2·``near`` + 1 values around value ``i`` of ``length``, moved inwards at
+    either end so that every value is measured against as many others."""
+    lo = max(0, min(i - near, length - (2 * near + 1)))
+    return lo, min(length, lo + 2 * near + 1)
+
+
+def shot_reach(rules: CutRules | None = None) -> int:
+    """How far from a frame the frames lie that decide whether a shot starts there: the
+    flicker measured around a pair or a flash, a flash's neighbours, a soft cut's context."""
+    r = rules or CutRules()
+    return max(2 * r.spread_frames, r.context) + 3
+
+
+def boundaries_between(
+    sig: Signatures, lo: int, hi: int, rules: CutRules | None = None
+) -> list[int]:
+    """The frames t with lo < t ≤ hi where a shot starts (:attr:`Shots.boundaries`), found
+    from the signatures ``sig`` of a part of a clip that holds every frame within
+    :func:`shot_reach` of lo…hi (or reaches the clip's end there): the same boundaries
+    :func:`find_shots` finds there on the whole clip. Indices are ``sig``'s."""
+    shots = find_shots(sig, rules)
+    return [b for b in shots.boundaries if lo < b <= hi]
 
 
 def jump_level(changes: torch.Tensor, rules: CutRules, spreads: float) -> float:

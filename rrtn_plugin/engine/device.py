@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.options import PRECISIONS as PRECISION_NAMES
 
 if TYPE_CHECKING:
     from rrtn_plugin.model import RRTN
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

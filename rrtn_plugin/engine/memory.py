@@ -29,8 +29,8 @@ from typing import NamedTuple
 import torch
 
 from rrtn_plugin.engine.device import available_memory
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.errors import ErrorKind, RRTNError
+from rrtn_plugin.options import RestoreOptions
 
 BUDGET_SHARE = 0.8
 """Part of a device's free memory the engine budgets for when no budget is given."""

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from rrtn_plugin.engine.flows import flow_size, raft_pair_bytes
 from rrtn_plugin.engine.geometry import Tile, padded_size, plan_tiles, reflect_indices
 from rrtn_plugin.engine.memory import default_budget, plan_schedule, tiles_at_once
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.windows import Window, covering, mask_neighbours, plan_windows
 from rrtn_plugin.model.flow import RAFT_MIN_SIDE
+from rrtn_plugin.options import RestoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class ClipPlan:
     """How a clip of ``height`` × ``width`` frames runs; frames are 0-based indices.
 
     Attributes:
+        first_frame: the frame number of index 0 (windows lie on a grid of frame numbers).
         num_frames: frames in the clip.
         height, width: the frames' size.
         padded_height, padded_width: the size the network sees (mirror padding).
@@ -46,6 +47,7 @@ class ClipPlan:
         params: what a window's output depends on besides its frames, masks and network.
     """
 
+    first_frame: int
     num_frames: int
     height: int
     width: int
@@ -83,6 +85,30 @@ class ClipPlan:
     def crop(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (…, Hp, Wp) without the padding: (…, H, W)."""
         return x[..., : self.height, : self.width]
+
+    def shot(self, start: int, stop: int) -> ClipPlan:
+        """The plan of frames [start, stop) restored as a clip of their own (a shot): the same
+        frame size, tiles and flow resolution; the windows on the same grid of frame numbers,
+        clipped to the shot; a shot of fewer than 3 frames extended by temporal reflection.
+        Indices of the result are the shot's (0: frame ``start``)."""
+        if not 0 <= start < stop <= self.num_frames:
+            raise ValueError(f"shot [{start}, {stop}) is not in a clip of {self.num_frames}")
+        if (start, stop) == (0, self.num_frames):
+            return self
+        frames = stop - start
+        extended = max(frames, 3)
+        first = self.first_frame + start
+        windows = plan_windows(
+            first, first + extended, length=self.window_length, overlap=self.window_overlap
+        )
+        return replace(
+            self,
+            first_frame=first,
+            num_frames=frames,
+            extended=extended,
+            source=tuple(reflect_indices(frames, extended).tolist()),
+            windows=tuple((s - first, e - first) for s, e in windows),
+        )
 
 
 def plan_clip(
@@ -147,6 +173,7 @@ def plan_clip(
         )
     flow_hw = flow_size(hp, wp, options.flow_max_pixels)
     return ClipPlan(
+        first_frame=first_frame,
         num_frames=num_frames,
         height=height,
         width=width,

@@ -26,12 +26,12 @@ from rrtn_plugin.engine.device import autocast
 from rrtn_plugin.engine.geometry import pad_reflect
 from rrtn_plugin.engine.keys import input_key, output_key, window_key
 from rrtn_plugin.engine.metrics import quantize_8bit
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.pieces import Inputs, Local, Network, Pieces
 from rrtn_plugin.engine.plan import ClipPlan
 from rrtn_plugin.engine.store import FrameStore
 from rrtn_plugin.engine.tiling import restore_tiled
 from rrtn_plugin.engine.windows import Window, window_weights
+from rrtn_plugin.options import RestoreOptions
 from rrtn_plugin.progress import Progress, check_cancel
 
 
@@ -39,14 +39,14 @@ class Recursion:
     """The passes of one request over a session's frames.
 
     Args:
-        plan, frames: the session's plan and given frames.
+        plan: the plan of the clip (or shot) restored.
+        frames, offset: the session's given frames; the plan's index 0 is frame ``offset``.
         networks: the networks of pass 1 and of later passes, with their keys.
         options: the session's options (precision, quantization between passes).
         cache, owner, compute_lock: where work is kept, under whose name, and the lock held
             while the network runs.
         device: where the network runs.
         tile_weights: the tiles' cross-fade weights (:func:`.tiling.tile_weight_maps`).
-        first_frame: the clip's first frame number (for progress).
         keep_motion: keep the first pass's flows to each neighbour.
         progress, should_stop: progress events and cancellation, polled between steps.
 
@@ -66,7 +66,7 @@ class Recursion:
         compute_lock: threading.Lock | None,
         device: torch.device,
         tile_weights: list[torch.Tensor],
-        first_frame: int,
+        offset: int = 0,
         keep_motion: bool,
         progress: Callable[[Progress], None] | None,
         should_stop: Callable[[], bool] | None,
@@ -75,7 +75,7 @@ class Recursion:
         self.options, self.device = options, device
         self.cache, self.owner = cache, owner
         self.compute_lock = compute_lock or contextlib.nullcontext()
-        self.tile_weights, self.first_frame = tile_weights, first_frame
+        self.tile_weights, self.offset = tile_weights, offset
         self.keep_motion = keep_motion
         self.progress, self.should_stop = progress, should_stop
         self.inputs: Inputs = {}
@@ -108,7 +108,7 @@ class Recursion:
             return
         if p == 1:
             for v in todo:
-                self.inputs[(1, v)] = self.frames[self.plan.source[v]]
+                self.inputs[(1, v)] = self.frames[self.offset + self.plan.source[v]]
             return
         self.make_outputs(p - 1, {self.plan.source[v] for v in todo})
         quantize = self.options.quantize_between_passes
@@ -183,7 +183,7 @@ class Recursion:
                 "restore",
                 self.windows_done[p],
                 self.windows_total[p],
-                frame=self.first_frame + min(e, self.plan.num_frames) - 1,
+                frame=self.plan.first_frame + min(e, self.plan.num_frames) - 1,
             )
         )
         return out.float().cpu()

@@ -23,6 +23,7 @@ window further on each side (:meth:`ClipSession.needed_frames`).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,19 +32,21 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from rrtn_plugin.engine.cache import WorkCache
+from rrtn_plugin.engine.cuts import boundaries_between, frame_signature, signatures_of
 from rrtn_plugin.engine.device import check_precision, resolve_device, tune_host_allocator
+from rrtn_plugin.engine.finish import finish, stages_on
 from rrtn_plugin.engine.geometry import Tile
 from rrtn_plugin.engine.keys import model_key
 from rrtn_plugin.engine.metrics import psnr_8bit
-from rrtn_plugin.engine.options import RestoreOptions
 from rrtn_plugin.engine.pieces import Network
 from rrtn_plugin.engine.plan import plan_clip
 from rrtn_plugin.engine.recursion import Recursion
 from rrtn_plugin.engine.store import FrameStore
 from rrtn_plugin.engine.tiling import tile_weight_maps
-from rrtn_plugin.engine.windows import Window, needed_frames
+from rrtn_plugin.engine.windows import Window, needed_frames, stage_reach, widen
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.model import RRTN
+from rrtn_plugin.options import RestoreOptions
 from rrtn_plugin.progress import Progress
 
 
@@ -133,6 +136,7 @@ class ClipSession:
         self._frames = FrameStore(
             padded_height=self.plan.padded_height, padded_width=self.plan.padded_width
         )
+        self._signatures: dict[int, tuple[torch.Tensor, float]] = {}
         self.last_used = time.monotonic()
 
     # -- the plan ----------------------------------------------------------------------------
@@ -195,20 +199,27 @@ class ClipSession:
         luma = luma.detach().to("cpu", torch.float32)
         if not torch.isfinite(luma).all():
             raise RRTNError(f"frame {frame} has NaN or infinite values")
-        return self._frames.put(index, luma)
+        changed = self._frames.put(index, luma)
+        if changed and self.options.cuts:
+            self._signatures[index] = frame_signature(luma)
+        return changed
 
     def frame_key(self, frame: int) -> str | None:
         """The content hash of a frame the session holds, else None."""
         return self._frames.key(self._index(frame))
 
     def needed_frames(self, frames: Iterable[int]) -> list[int]:
-        """Every frame that restoring ``frames`` may read, with all passes run
-        (:func:`~rrtn_plugin.engine.windows.needed_frames`)."""
+        """Every frame that restoring ``frames`` may read, with all passes run, the stages
+        after the network and shot detection (:func:`~rrtn_plugin.engine.windows.needed_frames`
+        with :func:`~rrtn_plugin.engine.windows.stage_reach`)."""
+        around, margin = stage_reach(self.options)
         needed = needed_frames(
             [self._index(f) for f in frames],
             windows=self.plan.windows,
             clip=(0, self.plan.extended - 1),
             passes=self.options.max_passes,
+            around=around,
+            margin=margin,
         )
         # A clip extended by reflection (fewer than 3 frames) needs all its frames.
         return sorted({self.first_frame + self.plan.source[v] for v in needed})
@@ -233,8 +244,11 @@ class ClipSession:
     ) -> SessionResult:
         """Restore ``frames`` (frame numbers of the clip).
 
-        Pass 1 uses the first network; further passes use the second while the PSNR between a
-        pass's input and output on the requested frames is below ``options.stop_psnr``.
+        Each shot (:meth:`shots`) is restored on its own. Pass 1 uses the first network;
+        further passes use the second while the PSNR between a pass's input and output on the
+        requested frames is below ``options.stop_psnr``. The stages after the network
+        (:func:`.finish.finish`) then run on each shot's frames, with their neighbours within
+        the tone guard's reach.
 
         Raises:
             RRTNError: a needed frame was not given (NOT_FOUND), cancelled, out of memory.
@@ -248,9 +262,80 @@ class ClipSession:
             raise RRTNError(
                 f"frames not given to the session: {_ranges(missing)}", kind=ErrorKind.NOT_FOUND
             )
-        run = Recursion(
-            plan=self.plan,
+        combined = _Combined(progress)
+        runs = [
+            self._shot_run(start, stop, wanted, keep_motion, combined.of(k), should_stop)
+            for k, (start, stop) in enumerate(self.shots(self.first_frame + v for v in wanted))
+        ]
+        result = SessionResult(frames={}, masks={}, pass_psnr=[])
+        try:
+            for p in range(1, self.options.max_passes + 1):
+                before, after = [], []
+                for run in runs:
+                    run.recursion.make_outputs(p, set(run.targets))
+                    crop = run.recursion.plan.crop
+                    before += [crop(run.recursion.inputs[(p, v)][1]) for v in run.asked]
+                    after += [crop(run.recursion.outputs[(p, v)][1]) for v in run.asked]
+                result.pass_psnr.append(
+                    psnr_8bit((torch.cat(before) + 1) / 2, (torch.cat(after) + 1) / 2)
+                )
+                if result.pass_psnr[-1] >= self.options.stop_psnr:
+                    break
+        except torch.cuda.OutOfMemoryError as exc:
+            raise self._out_of_memory(exc) from exc
+        finally:
+            self.last_used = time.monotonic()
+        if keep_motion:
+            result.motion_forward, result.motion_backward = {}, {}
+        for run in runs:
+            self._finish_shot(run, len(result.pass_psnr), result)
+        return result
+
+    def shots(self, frames: Iterable[int]) -> list[tuple[int, int]]:
+        """The shots, as [start, stop) indices of the clip, that hold ``frames`` (frame
+        numbers, whose needed frames have been given): the whole clip without
+        ``options.cuts``. A shot that goes on beyond the frames the request reads ends at
+        the clip's end: the windows that request uses are the same either way."""
+        wanted = sorted({self._index(f) for f in frames})
+        if not self.options.cuts:
+            return [(0, self.num_frames)]
+        missing = self.missing_frames(self.first_frame + v for v in wanted)
+        if missing:
+            raise RRTNError(
+                f"frames not given to the session: {_ranges(missing)}", kind=ErrorKind.NOT_FOUND
+            )
+        around, margin = stage_reach(self.options)
+        core = needed_frames(
+            widen(wanted, around, (0, self.num_frames - 1)),
+            windows=self.plan.windows,
+            clip=(0, self.plan.extended - 1),
+            passes=self.options.max_passes,
+        )
+        lo, hi = self.plan.source[core[0]], max(self.plan.source[v] for v in core)
+        first, last = max(0, lo - margin), min(self.num_frames - 1, hi + margin)
+        marks = signatures_of([self._signatures[i] for i in range(first, last + 1)])
+        cuts = [first + b for b in boundaries_between(marks, lo - first, hi - first)]
+        edges = [0, *cuts, self.num_frames]
+        return [(a, b) for a, b in itertools.pairwise(edges) if any(a <= v < b for v in wanted)]
+
+    def _shot_run(
+        self,
+        start: int,
+        stop: int,
+        wanted: list[int],
+        keep_motion: bool,
+        progress: Callable[[Progress], None],
+        should_stop: Callable[[], bool] | None,
+    ) -> _ShotRun:
+        """The passes over the shot [start, stop) (clip indices) for the frames of ``wanted``
+        in it and the frames the stages read around them."""
+        plan = self.plan.shot(start, stop)
+        asked = [v - start for v in wanted if start <= v < stop]
+        around, _ = stage_reach(self.options)
+        recursion = Recursion(
+            plan=plan,
             frames=self._frames,
+            offset=start,
             networks=(
                 Network(self.models[0], model_key(self.models[0])),
                 Network(self.models[1], model_key(self.models[1])),
@@ -261,42 +346,42 @@ class ClipSession:
             compute_lock=self.compute_lock,
             device=self.device,
             tile_weights=self.tile_weights,
-            first_frame=self.first_frame,
             keep_motion=keep_motion,
             progress=progress,
             should_stop=should_stop,
         )
-        crop = self.plan.crop
-        psnrs: list[float] = []
-        try:
-            for p in range(1, self.options.max_passes + 1):
-                run.make_outputs(p, set(wanted))
-                before = torch.cat([crop(run.inputs[(p, v)][1]) for v in wanted])
-                after = torch.cat([crop(run.outputs[(p, v)][1]) for v in wanted])
-                psnrs.append(psnr_8bit((before + 1) / 2, (after + 1) / 2))
-                if psnrs[-1] >= self.options.stop_psnr:
-                    break
-        except torch.cuda.OutOfMemoryError as exc:
-            raise self._out_of_memory(exc) from exc
-        finally:
-            self.last_used = time.monotonic()
-        last = len(psnrs)
-        result = SessionResult(
-            frames={
-                self.first_frame + v: ((crop(run.outputs[(last, v)][1])[0] + 1) / 2) for v in wanted
-            },
-            masks={self.first_frame + v: crop(run.masks[v])[0] / 2 for v in wanted},
-            pass_psnr=psnrs,
-            windows_computed=run.windows_computed,
-            windows_cached=run.windows_cached,
-            flow_pairs=[run.pieces.flow_pairs.get(p, 0) for p in range(1, last + 1)],
-        )
-        if keep_motion:
-            result.motion_forward = {self.first_frame + v: self._motion(run, v, +1) for v in wanted}
-            result.motion_backward = {
-                self.first_frame + v: self._motion(run, v, -1) for v in wanted
-            }
-        return result
+        targets = sorted(widen(asked, around, (0, plan.num_frames - 1)))
+        return _ShotRun(recursion, start, asked, targets)
+
+    def _finish_shot(self, run: _ShotRun, passes: int, result: SessionResult) -> None:
+        """Run the stages after the network on a shot's frames and put its asked-for frames
+        (and their AOVs) into ``result``."""
+        recursion, start = run.recursion, run.start
+        crop = recursion.plan.crop
+        restored = {v: (crop(recursion.outputs[(passes, v)][1])[0] + 1) / 2 for v in run.targets}
+        masks = {v: crop(recursion.masks[v])[0] / 2 for v in run.targets}
+        if stages_on(self.options):
+            for span in _runs(run.targets):
+                done = finish(
+                    torch.stack([self._frames.luma(start + v) for v in span]),
+                    torch.stack([restored[v] for v in span]),
+                    torch.stack([masks[v] for v in span]),
+                    options=self.options,
+                )
+                restored.update(zip(span, done, strict=True))
+        for v in run.asked:
+            number = self.first_frame + start + v
+            result.frames[number] = restored[v]
+            result.masks[number] = masks[v]
+            if result.motion_forward is not None and result.motion_backward is not None:
+                result.motion_forward[number] = self._motion(recursion, v, +1)
+                result.motion_backward[number] = self._motion(recursion, v, -1)
+        result.windows_computed += recursion.windows_computed
+        result.windows_cached += recursion.windows_cached
+        for p in range(1, passes + 1):
+            if len(result.flow_pairs) < p:
+                result.flow_pairs.append(0)
+            result.flow_pairs[p - 1] += recursion.pieces.flow_pairs.get(p, 0)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -325,6 +410,51 @@ class ClipSession:
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
             kind=ErrorKind.OUT_OF_MEMORY,
         )
+
+
+@dataclass
+class _ShotRun:
+    """A request's passes over one shot: the shot starts at clip index ``start``; ``asked``
+    are the requested frames and ``targets`` those and the frames the stages read around
+    them, as indices of the shot."""
+
+    recursion: Recursion
+    start: int
+    asked: list[int]
+    targets: list[int]
+
+
+class _Combined:
+    """Progress of several shots' passes as one count: per pass and stage, the steps done and
+    the steps known of every shot, added up."""
+
+    def __init__(self, progress: Callable[[Progress], None] | None) -> None:
+        self.progress = progress
+        self.counts: dict[tuple[int, str], dict[int, tuple[int, int]]] = {}
+
+    def of(self, shot: int) -> Callable[[Progress], None]:
+        """The progress callback of shot number ``shot``."""
+
+        def report(event: Progress) -> None:
+            counts = self.counts.setdefault((event.pass_number, event.stage), {})
+            counts[shot] = (event.done, event.total)
+            if self.progress is not None:
+                done = sum(d for d, _ in counts.values())
+                total = sum(t for _, t in counts.values())
+                self.progress(replace(event, done=done, total=total))
+
+        return report
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Sorted ``indices`` split into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for v in indices:
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return runs
 
 
 def _ranges(frames: list[int]) -> str:

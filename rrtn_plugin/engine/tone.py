@@ -109,6 +109,12 @@ def guard_tone(
     return y + upsample_grid(correction, inp.shape[-2:], blocks=g.blocks)
 
 
+def guard_reach(guard: ToneGuard) -> int:
+    """How many frames on each side of a frame the guard reads (the temporal smoothing's
+    Gaussian, cut at 3 sigma)."""
+    return max(1, math.ceil(3 * guard.sigma_frames)) if guard.sigma_frames > 0 else 0
+
+
 def block_side(height: int, width: int, blocks: int) -> int:
     """Side in px of the blocks for a frame of this size: ``blocks`` across the short side."""
     return max(1, math.ceil(min(height, width) / blocks))
@@ -155,18 +161,22 @@ def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> to
 
     Weights are cut at 3 sigma and renormalised inside each [start, stop) segment, so no value
     crosses a segment boundary and a one-frame segment keeps its own value. sigma 0: as is.
+    Each frame's value is computed from the frames within reach of it alone, always in the same
+    order, so a frame comes out bit for bit the same whatever else the clip holds beyond them
+    (a request for a few frames equals a run over the whole clip).
     """
     if sigma <= 0:
         return values.clone()
     out = torch.empty_like(values)
-    radius = max(1, math.ceil(3 * sigma))
+    radius = guard_reach(ToneGuard(sigma_frames=sigma))
     for start, stop in segments:
-        idx = torch.arange(start, stop, dtype=torch.float32)
-        weights = torch.exp(-((idx.view(-1, 1) - idx.view(1, -1)) ** 2) / (2 * sigma**2))
-        weights = weights * ((idx.view(-1, 1) - idx.view(1, -1)).abs() <= radius)
-        weights = weights / weights.sum(dim=1, keepdim=True)
-        chunk = values[start:stop].reshape(stop - start, -1)
-        out[start:stop] = (weights.to(values.dtype) @ chunk).view_as(values[start:stop])
+        for v in range(start, stop):
+            lo, hi = max(start, v - radius), min(stop, v + radius + 1)
+            offsets = torch.arange(lo - v, hi - v, dtype=torch.float32)
+            weights = torch.exp(-(offsets**2) / (2 * sigma**2))
+            weights = (weights / weights.sum()).to(values.dtype)
+            shape = (-1,) + (1,) * (values.ndim - 1)
+            out[v] = (weights.view(shape) * values[lo:hi]).sum(dim=0)
     return out
 
 

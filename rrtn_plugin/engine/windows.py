@@ -23,6 +23,10 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from rrtn_plugin.engine.cuts import shot_reach
+from rrtn_plugin.engine.tone import ToneGuard, guard_reach
+from rrtn_plugin.options import RestoreOptions
+
 Window = tuple[int, int]
 """[start, stop) frames of a window."""
 
@@ -80,14 +84,24 @@ def mask_neighbours(frame: int, *, first: int, last: int) -> tuple[int, int]:
 
 
 def needed_frames(
-    frames: Iterable[int], *, windows: Sequence[Window], clip: tuple[int, int], passes: int
+    frames: Iterable[int],
+    *,
+    windows: Sequence[Window],
+    clip: tuple[int, int],
+    passes: int,
+    around: int = 0,
+    margin: int = 0,
 ) -> list[int]:
     """Every frame that restoring ``frames`` with ``passes`` recursion passes reads, sorted.
 
-    The rule: each pass, from the last back, needs the windows covering the frames it must
-    produce, and each of their frames' noise masks its two neighbours
-    (:func:`mask_neighbours`); the previous pass must then produce all those frames. Pass p of
-    a window thus reaches one window (and a neighbour) further on each side than pass p − 1.
+    The rule: the stages after the network (the tone guard) read the restored frames within
+    ``around`` of each frame asked for; each pass, from the last back, needs the windows
+    covering the frames it must produce, and each of their frames' noise masks its two
+    neighbours (:func:`mask_neighbours`); the previous pass must then produce all those
+    frames. Pass p of a window thus reaches one window (and a neighbour) further on each side
+    than pass p − 1. Shot detection then looks ``margin`` frames further each way, to find
+    the cuts among those frames (:func:`~rrtn_plugin.engine.cuts.shot_reach`). Cuts only ever
+    shorten what a run reads, so the rule needs no frame's content.
 
     Args:
         frames: the frames asked for.
@@ -96,36 +110,71 @@ def needed_frames(
         clip: the clip's first and last frame; at least 3 frames (shorter clips are extended by
             temporal reflection first).
         passes: recursion passes, at least 1.
+        around, margin: frames the stages and shot detection look at on each side
+            (:func:`stage_reach`).
     """
     if clip[1] - clip[0] < 2:
         raise ValueError(f"the rule needs a clip of 3 frames or more, got {clip[0]}-{clip[1]}")
-    wanted = set(frames)
+    wanted = widen(frames, around, clip)
     for _ in range(passes):
-        around: set[int] = set()
+        reached: set[int] = set()
         for s, e in covering(windows, wanted):
             for v in range(s, e):
-                around |= {v, *mask_neighbours(v, first=clip[0], last=clip[1])}
-        wanted = around
-    return sorted(wanted)
+                reached |= {v, *mask_neighbours(v, first=clip[0], last=clip[1])}
+        wanted = reached
+    return sorted(widen(wanted, margin, clip))
+
+
+def widen(frames: Iterable[int], by: int, clip: tuple[int, int]) -> set[int]:
+    """``frames`` and every frame within ``by`` of one, inside ``clip`` (first, last)."""
+    chosen = sorted(set(frames))
+    if by <= 0 or not chosen:
+        return set(chosen)
+    out: set[int] = set()
+    start = prev = chosen[0]
+    for f in [*chosen[1:], None]:
+        if f is not None and f - prev <= 2 * by + 1:
+            prev = f
+            continue
+        out.update(range(max(clip[0], start - by), min(clip[1], prev + by) + 1))
+        if f is not None:
+            start = prev = f
+    return out
+
+
+def stage_reach(options: RestoreOptions) -> tuple[int, int]:
+    """(around, margin) of :func:`needed_frames` under ``options``: the tone guard's reach in
+    time (none when it is off) and shot detection's (none without ``cuts``)."""
+    around = guard_reach(ToneGuard()) if options.tone_guard != "off" else 0
+    return around, shot_reach() if options.cuts else 0
 
 
 def frames_read(
-    first: int, last: int, *, clip: tuple[int, int], length: int, overlap: int, passes: int
+    first: int, last: int, *, clip: tuple[int, int], options: RestoreOptions
 ) -> tuple[int, int]:
     """The frames (first and last, inclusive) that restoring ``first``–``last`` of the clip
-    ``clip`` (its first and last frame) reads with ``passes`` passes: :func:`needed_frames`,
-    the rule :meth:`ClipSession.needed_frames` applies, on the windows near the range (a clip of
-    fewer than 3 frames is read whole). A run that reads these frames computes the same windows
-    as a run over the whole clip.
+    ``clip`` (its first and last frame) under ``options`` reads: :func:`needed_frames`, the
+    rule :meth:`ClipSession.needed_frames` applies, on the windows near the range (a clip of
+    fewer than 3 frames is read whole). A run that reads these frames restores them as a run
+    over the whole clip does.
     """
     if not clip[0] <= first <= last <= clip[1]:
         raise ValueError(f"frames {first}-{last} are not in the clip {clip[0]}-{clip[1]}")
     if clip[1] - clip[0] < 2:
         return clip
+    length, passes = options.window, options.max_passes
+    around, margin = stage_reach(options)
     # Each pass reaches at most a window and a neighbour further, so the clip's windows beyond
     # that (and a window's margin) are never needed: plan only the part of the clip within it.
-    reach = passes * (length + 1) + length
+    reach = around + passes * (length + 1) + length
     part = (max(clip[0], first - reach), min(clip[1], last + reach))
-    windows = plan_windows(part[0], part[1] + 1, length=length, overlap=overlap)
-    needed = needed_frames(range(first, last + 1), windows=windows, clip=clip, passes=passes)
+    windows = plan_windows(part[0], part[1] + 1, length=length, overlap=options.window_overlap)
+    needed = needed_frames(
+        range(first, last + 1),
+        windows=windows,
+        clip=clip,
+        passes=passes,
+        around=around,
+        margin=margin,
+    )
     return needed[0], needed[-1]

@@ -2,7 +2,8 @@
 
 A chunk writes frames ``first``–``last`` and reads ``read_first``–``read_last``: every frame
 that restoring its frames over the whole clip would read (the windows covering them, for every
-pass, and the noise mask's neighbours; see :func:`~rrtn_plugin.engine.windows.frames_read`).
+pass, the noise mask's neighbours, the tone guard's and shot detection's reach; see
+:func:`~rrtn_plugin.engine.windows.frames_read`).
 Windows lie on a fixed grid of frame numbers, so the chunk's windows are the whole run's and a
 chunked run gives the single run's frames. The chunks tile the range: every frame is written
 by exactly one of them.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from rrtn_plugin.engine.windows import frames_read
 from rrtn_plugin.errors import RRTNError
+from rrtn_plugin.options import RestoreOptions
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,13 @@ def plan_chunks(
     *,
     size: int,
     available: tuple[int, int],
-    window: int,
-    overlap: int,
-    passes: int,
+    options: RestoreOptions,
 ) -> list[Chunk]:
     """Split ``first``–``last`` into chunks of ``size`` frames (the last may be shorter).
 
     Args:
         available: the first and last frame of the media, which bound the context.
-        window, overlap, passes: the engine's settings the tasks will run with.
+        options: the engine's settings the tasks will run with (window, passes, stages).
     """
     if size < 1:
         raise RRTNError(f"a chunk needs at least 1 frame, not {size}")
@@ -58,13 +58,9 @@ def plan_chunks(
         raise RRTNError(
             f"frames {first}-{last} are not all in the media's {available[0]}-{available[1]}"
         )
-    if passes < 1:
-        raise RRTNError(f"passes must be at least 1, not {passes}")
     chunks = []
     for start in range(first, last + 1, size):
         stop = min(start + size - 1, last)
-        low, high = frames_read(
-            start, stop, clip=available, length=window, overlap=overlap, passes=passes
-        )
+        low, high = frames_read(start, stop, clip=available, options=options)
         chunks.append(Chunk(start, stop, low, high))
     return chunks

@@ -5,7 +5,7 @@
 the context the job's windows and passes need (:func:`~rrtn_plugin.farm.chunks.plan_chunks`),
 and gives every task the job's settings as ``rrtn-plugin restore`` flags
 (:func:`task_options`), made from the restore options' description
-(:data:`~rrtn_plugin.engine.options.OPTIONS`) under the farm's policy.
+(:data:`~rrtn_plugin.options.OPTIONS`) under the farm's policy.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from rrtn_plugin.engine.options import OPTIONS, option_flag
 from rrtn_plugin.farm.chunks import plan_chunks
 from rrtn_plugin.farm.openjd import FarmJob
 from rrtn_plugin.frames.plan import plan_frames
 from rrtn_plugin.frames.restore import JobSettings
 from rrtn_plugin.frames.sequence import parse_pattern
+from rrtn_plugin.options import OPTIONS, option_flag
 
 COLOR_SETTINGS = ("input_colorspace", "working_colorspace", "ocio_config")
 """The job settings a task is given as they are (names of colour spaces and configs)."""
@@ -52,7 +52,10 @@ def task_options(settings: JobSettings, *, compile: bool = False) -> list[str]:
         value = getattr(options, spec.name)
         if not spec.cli or (value == spec.default and not spec.per_model):
             continue
-        flags += [spec.flag] if spec.type is bool else [spec.flag, str(spec.to_front(value))]
+        if spec.type is bool:  # a switch that is on by default is turned off with --no-
+            flags.append(spec.flag if value else f"--no-{spec.flag[2:]}")
+        else:
+            flags += [spec.flag, str(spec.to_front(value))]
     if compile:
         flags.append("--compile")
     return flags
@@ -90,9 +93,7 @@ def plan_farm_job(
         plan.write[-1],
         size=chunk,
         available=(plan.read[0], plan.read[-1]),
-        window=options.window,
-        overlap=options.window_overlap,
-        passes=options.max_passes,
+        options=options,
     )
     return FarmJob(
         name=name or f"RRTN restore {Path(output).name}",

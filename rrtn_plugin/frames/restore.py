@@ -9,7 +9,8 @@ progress by frame and, when cancelled, stops before the next frame.
 :func:`restore_sequence` is a job on files: :mod:`.plan` finds and checks every frame (before
 any work starts), :class:`FramePipeline` turns each into the network's luminance, the loop
 restores them, and each is written atomically with its AOVs. Handles are extra frames read on
-both sides for temporal context and never written.
+both sides for temporal context and never written. A job's settings are :class:`JobSettings`
+(:mod:`.settings`, re-exported here).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from rrtn_plugin.atomic import remove_stale_temporaries
-from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine import ClipSession, RestoreOptions, SessionResult
 from rrtn_plugin.engine.clip import one_call_cache
 from rrtn_plugin.engine.windows import frames_read
@@ -43,38 +43,11 @@ from rrtn_plugin.frames.record import (
     write_record,
 )
 from rrtn_plugin.frames.sequence import FramePattern, parse_pattern
+from rrtn_plugin.frames.settings import JobSettings as JobSettings
 from rrtn_plugin.model import RRTN
 from rrtn_plugin.progress import Progress, check_cancel
 
 log = logging.getLogger("rrtn_plugin")
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """What a restore job does beyond the engine's scheduling.
-
-    Attributes:
-        frames: frames to write (contiguous); None: every frame of the input on disk.
-        handles: frames read on each side for context (clamped to what exists), not written.
-        input_colorspace: the frames' colour space; None: the config's ``scene_linear`` role.
-        working_colorspace: the network's space; None: sRGB-encoded Rec.709 from the config.
-        ocio_config: OpenColorIO config path or URI; None: ``$OCIO`` or the built-in one.
-        color_mode: keep chroma, or write the restored luminance as monochrome.
-        aovs: which AOVs to write.
-        restore: the engine's options.
-        skip_existing: leave frames whose files are already complete (an earlier run's, as a
-            farm retry finds them) and restore only the rest.
-    """
-
-    frames: list[int] | None = None
-    handles: int = 0
-    input_colorspace: str | None = None
-    working_colorspace: str | None = None
-    ocio_config: str | None = None
-    color_mode: ColorMode = ColorMode.KEEP_CHROMA
-    aovs: tuple[Aov, ...] = ()
-    restore: RestoreOptions = field(default_factory=RestoreOptions)
-    skip_existing: bool = False
 
 
 @dataclass
@@ -269,14 +242,7 @@ def restore_sequence(
             clip, options = record.read, _recorded(options, record)
         # Restore the unfinished span with the context the whole job's windows read there, in
         # the job's own clip, so that its windows are the first run's.
-        low, high = frames_read(
-            pending[0],
-            pending[-1],
-            clip=clip,
-            length=options.window,
-            overlap=options.window_overlap,
-            passes=options.max_passes,
-        )
+        low, high = frames_read(pending[0], pending[-1], clip=clip, options=options)
         write = list(range(pending[0], pending[-1] + 1))
         plan = FramePlan(read=list(range(low, high + 1)), write=write)
         skipped = [f for f in skipped if f not in write]

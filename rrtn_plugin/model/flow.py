@@ -21,15 +21,13 @@ from torchvision.models.optical_flow import raft_large
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 from torchvision.models.optical_flow.raft import RAFT
 
+from rrtn_plugin.model.choices import FLOW_SOURCES as FLOW_SOURCES
 from rrtn_plugin.model.kernels import Kernels
 from rrtn_plugin.model.layout import for_convolution
 
 RAFT_MIN_SIDE = 128
 """RAFT's coarsest correlation level is H/64 × W/64; below 128 px it degenerates (NaN flows)."""
 RAFT_MULTIPLE = 8
-FLOW_SOURCES = ("raft", "dis")
-"""``raft``: torchvision RAFT-large with the checkpoint's weights. ``dis``: OpenCV's Dense Inverse
-Search, parameter-free, no weights to download."""
 
 
 def build_raft() -> nn.Module:

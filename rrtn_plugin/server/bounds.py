@@ -5,7 +5,7 @@ The servicer checks each message against these bounds (INVALID_ARGUMENT naming t
 value shortened by :func:`~rrtn_plugin.server.confine.shown` and the bound), and the service
 charges each session's fixed cost and each frame's bytes to the host budget before taking them
 (RESOURCE_EXHAUSTED). The engine's options have their own ranges, enforced by
-:meth:`RestoreOptions.check() <rrtn_plugin.engine.options.RestoreOptions.check>`, which the
+:meth:`RestoreOptions.check() <rrtn_plugin.options.RestoreOptions.check>`, which the
 server advertises in ``GetServerInfo``.
 """
 

@@ -34,10 +34,10 @@ from google.protobuf.message import DecodeError, Message
 from rrtn_plugin import __version__
 from rrtn_plugin.color import ColorMode
 from rrtn_plugin.engine.device import check_precision
-from rrtn_plugin.engine.options import OPTIONS, OptionSpec, RestoreOptions, options_from
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.aovs import Aov, parse_aovs
 from rrtn_plugin.frames.restore import JobSettings
+from rrtn_plugin.options import OPTIONS, OptionSpec, RestoreOptions, options_from
 from rrtn_plugin.progress import Progress, check_cancel
 from rrtn_plugin.protocol.framing import (
     MAX_CHUNK_BYTES,
@@ -52,8 +52,12 @@ from rrtn_plugin.protocol.rrtn.v1 import restorer_pb2_grpc as pb_grpc
 from rrtn_plugin.server.bounds import (
     MAX_AOVS,
     MAX_CHANNELS,
+    MAX_CLIP_FRAMES,
+    MAX_FRAME_NUMBER,
     MAX_HASH_CHARS,
     MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_SIDE,
     check_frame_number,
     check_text,
 )
@@ -314,6 +318,8 @@ class Servicer(pb_grpc.RestorerServicer):
         def default(spec: OptionSpec) -> str:
             if spec.per_model:
                 return str(served.max_passes)
+            if spec.type is bool:
+                return "true" if spec.default else "false"
             return "" if spec.default is None else str(spec.to_front(spec.default))
 
         def runs_here(precision: str) -> bool:
@@ -326,7 +332,7 @@ class Servicer(pb_grpc.RestorerServicer):
         engine_options = [
             pb.OptionInfo(
                 name=spec.name,
-                type={int: "int", float: "float", str: "string"}[spec.type],
+                type={int: "int", float: "float", bool: "bool", str: "string"}[spec.type],
                 default=default(spec),
                 # precision: only what this server's device runs
                 choices=[c for c in spec.choices if spec.name != "precision" or runs_here(c)],
@@ -379,6 +385,11 @@ class Servicer(pb_grpc.RestorerServicer):
                 session_idle_timeout_seconds=service.limits.idle_timeout,
                 path_transport=bool(service.limits.path_roots),
                 path_roots=[str(r) for r in service.roots.roots],
+                max_frame_number=MAX_FRAME_NUMBER,
+                max_clip_frames=MAX_CLIP_FRAMES,
+                max_side=MAX_SIDE,
+                max_channels=MAX_CHANNELS,
+                max_name_chars=MAX_NAME_CHARS,
             ),
             ocio_config=service.ocio_config or "",
             colorspaces=colorspace_names(service.ocio_config),

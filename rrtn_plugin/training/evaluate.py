@@ -18,7 +18,6 @@ several draws, plus the films with no damage (the output's mean and median shift
 error against the input's), a clip with a cut and one with a flash (:func:`real_film_cases`).
 Each method is scored against the film itself (:func:`evaluate_real_film`); the tables come
 from :func:`format_real_film` and a before/after strip image from :func:`write_strip`.
-:func:`staged_method` runs the model with the stages after it (cuts, tone guard, repair mode).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -38,9 +37,6 @@ import torch
 from rrtn_plugin.atomic import atomic_output
 from rrtn_plugin.color import LUMA_WEIGHTS
 from rrtn_plugin.engine import RestoreOptions, restore_clip
-from rrtn_plugin.engine.cuts import Shots, detect_shots
-from rrtn_plugin.engine.repair import damage_mask, repair
-from rrtn_plugin.engine.tone import ToneGuard, guard_tone
 from rrtn_plugin.errors import ErrorKind, RRTNError
 from rrtn_plugin.frames.image import read_pixels
 from rrtn_plugin.frames.pipeline import FramePipeline
@@ -541,41 +537,6 @@ def format_real_film(
     return "\n".join(lines)
 
 
-def staged_method(
-    first: RRTN,
-    second: RRTN | None,
-    options: RestoreOptions,
-    *,
-    cuts: bool = True,
-    guard: ToneGuard | None = None,
-    mode: str = "full",
-    strength: float = 1.0,
-) -> Method:
-    """The model with the stages after it, composed outside the engine: each shot
-    (:func:`~rrtn_plugin.engine.cuts.detect_shots`, with ``cuts``) restored on its own, the
-    tone guard (with ``guard``), then the repair ``mode`` at ``strength``.
-
-    What the engine will do once the stages are built into it; until then this measures them.
-    """
-
-    def run(damaged: torch.Tensor) -> MethodOutput:
-        shots = detect_shots(damaged) if cuts else Shots(frames=damaged.shape[0])
-        segments = shots.segments()
-        frames, masks = [], []
-        for start, stop in segments:
-            result = restore_clip(damaged[start:stop], first=first, second=second, options=options)
-            frames.append(result.frames)
-            masks.append(result.noise_mask)
-        out, noise = torch.cat(frames), torch.cat(masks)
-        if guard is not None:
-            out = guard_tone(damaged, out, segments=segments, guard=guard)
-        mask = damage_mask(noise) if mode == "defects" else None
-        out = repair(damaged, out, mode=mode, mask=mask, strength=strength)
-        return MethodOutput(out.clamp(0, 1), noise > CHANGED)
-
-    return run
-
-
 def write_strip(
     path: str | Path,
     case: FilmCase,
@@ -629,6 +590,12 @@ class RealFilmReport:
     table: str
 
 
+def no_damage_strip(strip: Path) -> Path:
+    """Where :func:`real_film_report` writes the strip of a film with no damage added:
+    ``NAME-no-damage.png`` beside ``strip``."""
+    return strip.with_name(f"{strip.stem}-no-damage{strip.suffix}")
+
+
 def real_film_report(
     first: RRTN,
     second: RRTN | None,
@@ -640,16 +607,16 @@ def real_film_report(
     width: int = 160,
     draws: int = 3,
     seed: int = 0,
-    staged: bool = True,
     strip: Path | None = None,
 ) -> RealFilmReport:
     """The real-film evaluation in one call (what ``rrtn-plugin evaluate --real-film`` runs).
 
-    Methods: the damaged input, the temporal median ±1 (DIS), the model through the clip engine
-    and, with ``staged``, the model with cut detection, the tone guard and the full mode
-    (:func:`staged_method`). Cases: :func:`real_film_cases` from ``folder`` (None:
-    :func:`shared_clips_folder`). With ``strip``, a before/after strip of the first damaged
-    case is written there.
+    Methods: the damaged input, the temporal median ±1 (DIS), and the model through the clip
+    engine three ways: the network alone (no shot detection, no tone guard), with ``options``
+    as given (by default: shots, the tone guard, the full mode) and with those in the defects
+    mode. Cases: :func:`real_film_cases` from ``folder`` (None: :func:`shared_clips_folder`).
+    With ``strip``, a before/after strip of the first damaged case is written there, and one
+    of the first film with no damage added beside it (:func:`no_damage_strip`).
 
     Raises:
         RRTNError (NOT_FOUND) when the real films are not there; the message says where it
@@ -666,16 +633,25 @@ def real_film_report(
         where, frames=frames, height=height, width=width, draws=draws, seed=seed
     )
     median = "temporal median ±1 (DIS)"
+    alone = replace(options, cuts=False, tone_guard="off", repair_mode="full", repair_strength=1.0)
+    shots = "shots" if options.cuts else "no shots"
     methods: dict[str, Method] = {
         "damaged input": identity_method,
         median: median_method(1),
-        "RRTN": model_method(first, second, options),
+        "RRTN network alone": model_method(first, second, alone),
+        f"RRTN ({shots}, tone {options.tone_guard}, {options.repair_mode})": model_method(
+            first, second, options
+        ),
     }
-    if staged:
-        methods["RRTN + cuts + tone guard"] = staged_method(
-            first, second, options, guard=ToneGuard()
+    if options.repair_mode != "defects":
+        defects = replace(options, repair_mode="defects")
+        methods[f"RRTN ({shots}, tone {options.tone_guard}, defects)"] = model_method(
+            first, second, defects
         )
     scores = evaluate_real_film(cases, methods)
-    if strip is not None and cases:
-        write_strip(strip, cases[0], scores[cases[0].name])
+    if strip is not None:
+        for kind, path in (("damaged", strip), ("none", no_damage_strip(strip))):
+            case = next((c for c in cases if c.kind == kind), None)
+            if case is not None:
+                write_strip(path, case, scores[case.name])
     return RealFilmReport(cases, scores, format_real_film(cases, scores, baseline=median))

@@ -45,12 +45,8 @@ from rrtn_plugin.model import (
 )
 from rrtn_plugin.synth import degrade_clip
 from rrtn_plugin.synth.footage import TRAINING_STILLS, training_clip
-
-STAGES = ("first", "second")
-LOSSES = ("mse", "charbonnier", "l1")
-"""``mse`` is the default: under random per-clip flicker and fading, an L1-like loss's gradient
-sign is set by the clip's global offset, hiding the local damage (measured: in 150 steps MSE cut
-the local error by 17 %, Charbonnier by 4 %). ``charbonnier`` is the paper's choice."""
+from rrtn_plugin.training.choices import LOSSES as LOSSES
+from rrtn_plugin.training.choices import STAGES as STAGES
 
 SMALL_CONFIG = RRTNConfig(
     num_feat=8,

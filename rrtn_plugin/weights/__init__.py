@@ -3,18 +3,22 @@
 One checkpoint in our safetensors format, the first-pass network; later passes reuse it. It
 pairs the restorer with OpenCV's DIS optical flow, recorded in its metadata, because RAFT's
 trained weights cannot be bundled; the authors' checkpoints keep RAFT and are what to use for
-the paper's quality.
+the paper's quality. Torch loads with the network (:func:`load_bundled`), not with the
+package, so that :data:`PASSES` can be shown (``rrtn-plugin --help``) without it.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from rrtn_plugin.errors import ErrorKind, RRTNError
-from rrtn_plugin.model import RRTN, load_rrtn
+
+if TYPE_CHECKING:
+    import torch
+
+    from rrtn_plugin.model import RRTN
 
 FIRST = "rrtn_small_first.safetensors"
 PASSES = 1
@@ -36,4 +40,6 @@ def bundled_path() -> Path:
 
 def load_bundled(device: str | torch.device = "cpu") -> tuple[RRTN, RRTN | None]:
     """The bundled (first-pass, second-pass) networks; there is no second-pass network yet."""
+    from rrtn_plugin.model import load_rrtn
+
     return load_rrtn(bundled_path(), device), None

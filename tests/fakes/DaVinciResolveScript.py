@@ -37,7 +37,12 @@ shipped in Help > Documentation > Developer and typed by fusionscript-stubs 21.0
   handlers set as ``win.On.<ID>.Clicked`` / ``dispatcher.On.<TimerID>.Timeout``,
   ``RunLoop``/``ExitLoop`` (Resolve's Workflow Integration README, "UIManager" section, and
   the Fusion UI Manager examples). :class:`UIManager` models that much, with a scripted user
-  (:data:`user_events`) instead of a screen.
+  (:data:`user_events`) instead of a screen. The elements are Qt widgets with Qt's property
+  names: a ``ComboBox`` gets its items once built (``AddItem``/``AddItems``) and says the
+  choice as ``CurrentIndex`` and ``CurrentText`` (QComboBox); a ``DoubleSpinBox`` holds a
+  float ``Value`` that Qt keeps within ``Minimum``-``Maximum`` whatever is typed
+  (QDoubleSpinBox; its use in UIManager dialogs: Andrew Hazelden's Fusion UI Manager
+  examples, "Adding a DoubleSpinBox number field using Python").
 """
 
 from __future__ import annotations
@@ -525,6 +530,28 @@ class Element:
         return [self, *(e for child in self.children for e in child.walk())]
 
 
+class ComboBoxElement(Element):
+    """A QComboBox: items added after it is built; no item chosen (-1) until there are."""
+
+    def __init__(self, kind: str, props: dict[str, Any], children: list[Element]) -> None:
+        super().__init__(kind, props, children)
+        self.items: list[str] = []
+        self.CurrentIndex = -1
+
+    def AddItem(self, text: str) -> None:
+        self.items.append(text)
+        if self.CurrentIndex < 0:
+            self.CurrentIndex = 0  # Qt selects the first item added
+
+    def AddItems(self, texts: list[str]) -> None:
+        for text in texts:
+            self.AddItem(text)
+
+    @property
+    def CurrentText(self) -> str:
+        return self.items[self.CurrentIndex] if 0 <= self.CurrentIndex < len(self.items) else ""
+
+
 class TimerElement(Element):
     def Start(self) -> None:
         self.active = True
@@ -549,6 +576,10 @@ class UIManager:
                 timer.active = False
                 self.timers.append(timer)
                 return timer
+            if kind == "ComboBox":
+                return ComboBoxElement(kind, dict(props or {}), [])
+            if kind == "DoubleSpinBox":  # Qt's defaults: 0 to 99.99
+                props = {"Minimum": 0.0, "Maximum": 99.99, "Value": 0.0, **(props or {})}
             return Element(kind, dict(props or {}), list(children or []))
 
         return make
@@ -592,7 +623,8 @@ class Window:
 user_events: list[tuple[int, str, str]] = []
 """What the scripted user does in :meth:`UIDispatcher.RunLoop`: (tick, element ID, event),
 done once the loop has run that many ticks (timers fire once per tick); (tick, "type",
-"ID=text;ID=text") types into fields (SpinBox values, CheckBox 1/0)."""
+"ID=text;ID=text") types into fields (SpinBox values, CheckBox 1/0, the ComboBox item
+chosen)."""
 dialogs: list[Window] = []
 
 
@@ -626,11 +658,18 @@ class UIDispatcher:
                         for assignment in event.split(";"):
                             key, _, value = assignment.partition("=")
                             element = window.GetItems()[key]
-                            attribute = {"SpinBox": "Value", "CheckBox": "Checked"}.get(
-                                element.kind, "Text"
-                            )
+                            if isinstance(element, ComboBoxElement):  # picks an item
+                                element.CurrentIndex = element.items.index(value)
+                                continue
+                            attribute = {
+                                "SpinBox": "Value",
+                                "DoubleSpinBox": "Value",
+                                "CheckBox": "Checked",
+                            }.get(element.kind, "Text")
                             typed: Any = value
-                            if attribute == "Value":
+                            if element.kind == "DoubleSpinBox":  # Qt keeps it in range
+                                typed = min(max(float(value), element.Minimum), element.Maximum)
+                            elif attribute == "Value":
                                 typed = int(value)
                             elif attribute == "Checked":
                                 typed = value == "1"

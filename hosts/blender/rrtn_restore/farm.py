@@ -19,7 +19,7 @@ from rrtn_plugin.client.library import frame_path
 from rrtn_plugin.client.results import digest, sequence_in, slug
 from rrtn_plugin.client.sequences import files_identity
 
-from .operators import RestoreSettings, poll_editors
+from .operators import KNOB_NAMES, RestoreSettings, poll_editors
 from .placing import place_result
 from .preferences import blender_path, results_folder
 from .scene import USER_ERRORS, Outcome, push_undo, scene_of, set_property
@@ -59,7 +59,8 @@ class RRTN_OT_farm_job(RestoreSettings, bpy.types.Operator):  # noqa: N801 - Ble
         return poll_editors(cls, context)
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.draw_settings(("first", "last", "passes", "aovs", "colorspace", "model_file", "chunk"))
+        names = ("first", "last", "passes", "aovs", "colorspace", *KNOB_NAMES)
+        self.draw_settings((*names, "model_file", "chunk"))
 
     def execute(self, context: bpy.types.Context) -> Outcome:
         try:
@@ -89,6 +90,7 @@ class RRTN_OT_farm_job(RestoreSettings, bpy.types.Operator):  # noqa: N801 - Ble
                 colorspace=settings["input_colorspace"],
                 passes=int(self.passes),
                 model_file=bpy.path.abspath(model_file) if model_file else "",
+                **self.knobs(),
             )
             run_farm_command(command)
         except USER_ERRORS as exc:

@@ -17,6 +17,7 @@ from rrtn_plugin.client.jobs import JobResult, RestoreJob
 from rrtn_plugin.client.library import frame_path
 from rrtn_plugin.client.running import JobThread, run_job
 from rrtn_plugin.client.sequences import files_identity
+from rrtn_plugin.client.settings import CHOICE_HELP, KNOBS
 from rrtn_plugin.client.staleness import new_recipe
 
 from .placing import place_result
@@ -25,6 +26,23 @@ from .scene import USER_ERRORS, Outcome, editor_kind, push_undo, scene_of
 from .sources import Source, find_source, frame_size, server_colorspace
 
 UNDO_KEYS = {"Z", "Y"}
+KNOB = {knob.name: knob for knob in KNOBS}
+KNOB_NAMES = tuple(KNOB)
+"""The restore knobs, properties of both operators under the client's names."""
+
+
+def described(name: str) -> dict[str, Any]:
+    """A restore knob's property arguments: its label, tooltip and default, and its choices
+    (each with what it does) or range."""
+    knob = KNOB[name]
+    arguments: dict[str, Any] = {"name": knob.label.capitalize(), "description": knob.summary}
+    if knob.choices:
+        texts = {c: CHOICE_HELP[c][0].upper() + CHOICE_HELP[c][1:] for c in knob.choices}
+        items = [(c, c.capitalize(), texts[c]) for c in knob.choices]
+        return {**arguments, "items": items, "default": knob.default}
+    if knob.type is float:
+        arguments |= {"min": knob.minimum, "max": knob.maximum, "subtype": "FACTOR"}
+    return {**arguments, "default": knob.default}
 
 
 class RestoreSettings:
@@ -56,6 +74,10 @@ class RestoreSettings:
         name="Colour space",
         description="The server's name for the files' colour space; empty: the image's",
     )
+    repair_mode: bpy.props.EnumProperty(**described("repair_mode"))
+    repair_strength: bpy.props.FloatProperty(**described("repair_strength"))
+    tone_guard: bpy.props.EnumProperty(**described("tone_guard"))
+    cuts: bpy.props.BoolProperty(**described("cuts"))
 
     def source(self, context: bpy.types.Context) -> Source:
         """The sequence named, else the active one of the editor the operator runs in."""
@@ -81,6 +103,12 @@ class RestoreSettings:
         """The server's name for the source's colour space."""
         return server_colorspace(source, str(self.colorspace))
 
+    def knobs(self) -> dict[str, Any]:
+        """The restore knobs' values, by the client's names (Blender keeps floats in single
+        precision, where 0.3 reads 0.30000001: rounded back)."""
+        values = {name: getattr(self, name) for name in KNOB_NAMES}
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+
     def recipe(
         self, source: Source, frames: tuple[int, int], context: tuple[int, int], **settings: object
     ) -> dict[str, Any]:
@@ -97,6 +125,7 @@ class RestoreSettings:
                 "aovs": sorted(self.aovs),
                 "colorspace": str(self.colorspace),
                 "input_colorspace": self.server_colorspace(source),
+                **self.knobs(),
                 **settings,
             },
         )
@@ -123,7 +152,8 @@ class RRTN_OT_restore(RestoreSettings, bpy.types.Operator):  # noqa: N801 - Blen
         return poll_editors(cls, context)
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.draw_settings(("first", "last", "handles", "passes", "model", "aovs", "colorspace"))
+        names = ("first", "last", "handles", "passes", "model", "aovs", "colorspace")
+        self.draw_settings((*names, *KNOB_NAMES))
 
     def execute(self, context: bpy.types.Context) -> Outcome:
         try:
@@ -196,6 +226,7 @@ class RRTN_OT_restore(RestoreSettings, bpy.types.Operator):  # noqa: N801 - Blen
             passes=int(self.passes),
             aovs=tuple(sorted(self.aovs)),
             input_colorspace=self.server_colorspace(source),
+            **self.knobs(),
         )
         files = source.files()
         width, height = frame_size(frame_path(files, first))

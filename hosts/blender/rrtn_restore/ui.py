@@ -9,7 +9,7 @@ from typing import Any
 import bpy
 
 from .farm import RRTN_OT_farm_job, RRTN_OT_farm_load, farm_jobs
-from .operators import RRTN_OT_restore
+from .operators import KNOB_NAMES, RRTN_OT_restore
 from .scene import compositor_tree, editor_kind, scene_of
 from .sources import Kind
 from .staleness import RRTN_OT_check, recipe_of
@@ -78,6 +78,9 @@ def draw_panel(
         again.first, again.last = first, last
         again.passes, again.aovs = settings["passes"], set(settings["aovs"])
         again.colorspace = settings["colorspace"]
+        for name in KNOB_NAMES:  # a result made before a knob existed: its default
+            if name in settings:
+                setattr(again, name, settings[name])
         layout.operator(RRTN_OT_check.bl_idname)
     else:
         layout.operator(RRTN_OT_restore.bl_idname)

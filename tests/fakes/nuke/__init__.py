@@ -145,6 +145,7 @@ class Knob:
         self._name, self._label, self._value, self.flags = name, label, value, 0
         self._expression: str | None = None
         self._node: Node | None = None
+        self._tooltip = ""
 
     def name(self) -> str:
         return self._name
@@ -200,6 +201,13 @@ class Knob:
     def visible(self) -> bool:
         return not self.flags & INVISIBLE
 
+    def setTooltip(self, tooltip: str) -> None:
+        """Shown when the pointer rests on the knob (Nuke Python API, Knob.setTooltip)."""
+        self._tooltip = tooltip
+
+    def tooltip(self) -> str:
+        return self._tooltip
+
     def Class(self) -> str:
         return type(self).__name__
 
@@ -238,13 +246,33 @@ class Int_Knob(Knob):
 
 
 class Double_Knob(Knob):
+    """A number with a slider. ``setRange`` sets the slider's range only (Nuke Python API,
+    Array_Knob.setRange; NDK guide, "Knob Flags, Ranges, and Tooltips": numeric knobs default
+    to a 0-1 range): a value typed into the field may lie outside it, so it is not clamped."""
+
     def __init__(self, name: str, label: str = "", value: float = 0.0) -> None:
         super().__init__(name, label, float(value))
+        self.range = (0.0, 1.0)
+
+    def setValue(self, value: Any) -> bool:
+        return super().setValue(float(value))
+
+    def setRange(self, minimum: float, maximum: float) -> None:
+        self.range = (float(minimum), float(maximum))
+
+    def min(self) -> float:
+        return self.range[0]
+
+    def max(self) -> float:
+        return self.range[1]
 
 
 class Boolean_Knob(Knob):
     def __init__(self, name: str, label: str = "", value: bool = False) -> None:
         super().__init__(name, label, bool(value))
+
+    def setValue(self, value: Any) -> bool:
+        return super().setValue(bool(value))  # a checkbox holds True or False
 
 
 class Enumeration_Knob(Knob):

@@ -108,7 +108,7 @@ class OptionInfo(_message.Message):
     name: _builtins.str
     """the SessionOptions field"""
     type: _builtins.str
-    """"int", "float", "string", "strings" (several of the choices)"""
+    """"int", "float", "bool", "string", "strings" (several choices)"""
     default: _builtins.str
     minimum: _builtins.float
     maximum: _builtins.float
@@ -145,6 +145,11 @@ class Limits(_message.Message):
     SESSION_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     PATH_TRANSPORT_FIELD_NUMBER: _builtins.int
     PATH_ROOTS_FIELD_NUMBER: _builtins.int
+    MAX_FRAME_NUMBER_FIELD_NUMBER: _builtins.int
+    MAX_CLIP_FRAMES_FIELD_NUMBER: _builtins.int
+    MAX_SIDE_FIELD_NUMBER: _builtins.int
+    MAX_CHANNELS_FIELD_NUMBER: _builtins.int
+    MAX_NAME_CHARS_FIELD_NUMBER: _builtins.int
     max_chunk_bytes: _builtins.int
     """FrameChunk.data must not be larger"""
     max_message_bytes: _builtins.int
@@ -153,6 +158,16 @@ class Limits(_message.Message):
     session_idle_timeout_seconds: _builtins.float
     path_transport: _builtins.bool
     """whether RestoreStart.paths is accepted"""
+    max_frame_number: _builtins.int
+    """frame numbers run from -max_frame_number to it"""
+    max_clip_frames: _builtins.int
+    """the most frames one session's clip may have"""
+    max_side: _builtins.int
+    """the widest and tallest frame a session takes"""
+    max_channels: _builtins.int
+    """the most channels a frame may have"""
+    max_name_chars: _builtins.int
+    """session, model, colour space and AOV names"""
     @_builtins.property
     def path_roots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """directories the path transport may read and write"""
@@ -167,10 +182,15 @@ class Limits(_message.Message):
         session_idle_timeout_seconds: _builtins.float = ...,
         path_transport: _builtins.bool = ...,
         path_roots: _abc.Iterable[_builtins.str] | None = ...,
+        max_frame_number: _builtins.int = ...,
+        max_clip_frames: _builtins.int = ...,
+        max_side: _builtins.int = ...,
+        max_channels: _builtins.int = ...,
+        max_name_chars: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunk_bytes", b"max_chunk_bytes", "max_message_bytes", b"max_message_bytes", "max_sessions", b"max_sessions", "memory_budget_bytes", b"memory_budget_bytes", "path_roots", b"path_roots", "path_transport", b"path_transport", "session_idle_timeout_seconds", b"session_idle_timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_channels", b"max_channels", "max_chunk_bytes", b"max_chunk_bytes", "max_clip_frames", b"max_clip_frames", "max_frame_number", b"max_frame_number", "max_message_bytes", b"max_message_bytes", "max_name_chars", b"max_name_chars", "max_sessions", b"max_sessions", "max_side", b"max_side", "memory_budget_bytes", b"memory_budget_bytes", "path_roots", b"path_roots", "path_transport", b"path_transport", "session_idle_timeout_seconds", b"session_idle_timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -232,6 +252,10 @@ class SessionOptions(_message.Message):
     PRECISION_FIELD_NUMBER: _builtins.int
     TILE_FIELD_NUMBER: _builtins.int
     FLOW_MAX_PIXELS_FIELD_NUMBER: _builtins.int
+    CUTS_FIELD_NUMBER: _builtins.int
+    TONE_GUARD_FIELD_NUMBER: _builtins.int
+    REPAIR_MODE_FIELD_NUMBER: _builtins.int
+    REPAIR_STRENGTH_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """ModelInfo.name; empty: the server's first model"""
     max_passes: _builtins.int
@@ -246,6 +270,14 @@ class SessionOptions(_message.Message):
     """"fp32" (default), "bf16", "fp16" """
     tile: _builtins.int
     flow_max_pixels: _builtins.int
+    cuts: _builtins.bool
+    """restore each shot on its own (default true)"""
+    tone_guard: _builtins.str
+    """"deflicker" (default), "keep", "off" """
+    repair_mode: _builtins.str
+    """"full" (default), "defects" """
+    repair_strength: _builtins.float
+    """0 (the input) to 1 (the repair, default)"""
     @_builtins.property
     def aovs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """"mask", "repair", "motion" """
@@ -264,17 +296,25 @@ class SessionOptions(_message.Message):
         precision: _builtins.str = ...,
         tile: _builtins.int | None = ...,
         flow_max_pixels: _builtins.int | None = ...,
+        cuts: _builtins.bool | None = ...,
+        tone_guard: _builtins.str = ...,
+        repair_mode: _builtins.str = ...,
+        repair_strength: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_flow_max_pixels", b"_flow_max_pixels", "_max_passes", b"_max_passes", "_overlap", b"_overlap", "_stop_psnr", b"_stop_psnr", "_tile", b"_tile", "_window", b"_window", "flow_max_pixels", b"flow_max_pixels", "max_passes", b"max_passes", "overlap", b"overlap", "stop_psnr", b"stop_psnr", "tile", b"tile", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cuts", b"_cuts", "_flow_max_pixels", b"_flow_max_pixels", "_max_passes", b"_max_passes", "_overlap", b"_overlap", "_repair_strength", b"_repair_strength", "_stop_psnr", b"_stop_psnr", "_tile", b"_tile", "_window", b"_window", "cuts", b"cuts", "flow_max_pixels", b"flow_max_pixels", "max_passes", b"max_passes", "overlap", b"overlap", "repair_strength", b"repair_strength", "stop_psnr", b"stop_psnr", "tile", b"tile", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_flow_max_pixels", b"_flow_max_pixels", "_max_passes", b"_max_passes", "_overlap", b"_overlap", "_stop_psnr", b"_stop_psnr", "_tile", b"_tile", "_window", b"_window", "aovs", b"aovs", "color_mode", b"color_mode", "flow_max_pixels", b"flow_max_pixels", "input_colorspace", b"input_colorspace", "max_passes", b"max_passes", "model", b"model", "overlap", b"overlap", "precision", b"precision", "stop_psnr", b"stop_psnr", "tile", b"tile", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cuts", b"_cuts", "_flow_max_pixels", b"_flow_max_pixels", "_max_passes", b"_max_passes", "_overlap", b"_overlap", "_repair_strength", b"_repair_strength", "_stop_psnr", b"_stop_psnr", "_tile", b"_tile", "_window", b"_window", "aovs", b"aovs", "color_mode", b"color_mode", "cuts", b"cuts", "flow_max_pixels", b"flow_max_pixels", "input_colorspace", b"input_colorspace", "max_passes", b"max_passes", "model", b"model", "overlap", b"overlap", "precision", b"precision", "repair_mode", b"repair_mode", "repair_strength", b"repair_strength", "stop_psnr", b"stop_psnr", "tile", b"tile", "tone_guard", b"tone_guard", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cuts: _TypeAlias = _typing.Literal["cuts"]  # noqa: Y015
+    _WhichOneofArgType__cuts: _TypeAlias = _typing.Literal["_cuts", b"_cuts"]  # noqa: Y015
     _WhichOneofReturnType__flow_max_pixels: _TypeAlias = _typing.Literal["flow_max_pixels"]  # noqa: Y015
     _WhichOneofArgType__flow_max_pixels: _TypeAlias = _typing.Literal["_flow_max_pixels", b"_flow_max_pixels"]  # noqa: Y015
     _WhichOneofReturnType__max_passes: _TypeAlias = _typing.Literal["max_passes"]  # noqa: Y015
     _WhichOneofArgType__max_passes: _TypeAlias = _typing.Literal["_max_passes", b"_max_passes"]  # noqa: Y015
     _WhichOneofReturnType__overlap: _TypeAlias = _typing.Literal["overlap"]  # noqa: Y015
     _WhichOneofArgType__overlap: _TypeAlias = _typing.Literal["_overlap", b"_overlap"]  # noqa: Y015
+    _WhichOneofReturnType__repair_strength: _TypeAlias = _typing.Literal["repair_strength"]  # noqa: Y015
+    _WhichOneofArgType__repair_strength: _TypeAlias = _typing.Literal["_repair_strength", b"_repair_strength"]  # noqa: Y015
     _WhichOneofReturnType__stop_psnr: _TypeAlias = _typing.Literal["stop_psnr"]  # noqa: Y015
     _WhichOneofArgType__stop_psnr: _TypeAlias = _typing.Literal["_stop_psnr", b"_stop_psnr"]  # noqa: Y015
     _WhichOneofReturnType__tile: _TypeAlias = _typing.Literal["tile"]  # noqa: Y015
@@ -282,11 +322,15 @@ class SessionOptions(_message.Message):
     _WhichOneofReturnType__window: _TypeAlias = _typing.Literal["window"]  # noqa: Y015
     _WhichOneofArgType__window: _TypeAlias = _typing.Literal["_window", b"_window"]  # noqa: Y015
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cuts) -> _WhichOneofReturnType__cuts | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__flow_max_pixels) -> _WhichOneofReturnType__flow_max_pixels | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_passes) -> _WhichOneofReturnType__max_passes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__overlap) -> _WhichOneofReturnType__overlap | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__repair_strength) -> _WhichOneofReturnType__repair_strength | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_psnr) -> _WhichOneofReturnType__stop_psnr | None: ...
     @_typing.overload

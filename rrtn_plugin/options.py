@@ -1,5 +1,6 @@
 """What the engine is asked to do: :class:`RestoreOptions`, and the one description of each of
-its options (:data:`OPTIONS`).
+its options (:data:`OPTIONS`). Imports nothing heavy (no torch), so that a front end can show
+and check options at once (``rrtn-plugin --help``) before the engine is loaded.
 
 Every field of :class:`RestoreOptions` carries its description in its metadata: type, default,
 allowed range or choices, and a help line. :data:`OPTIONS` lists them as :class:`OptionSpec`
@@ -19,11 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, cast
 
-from rrtn_plugin.engine.device import PRECISIONS
 from rrtn_plugin.errors import RRTNError
-from rrtn_plugin.model.flow import RAFT_MIN_SIDE
 
 MAX_WINDOW = 120
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""The arithmetic precisions the engine runs at (``engine.device`` maps them to dtypes)."""
+FLOW_MIN_SIDE = 128
+"""RAFT's smallest frame side (``model.flow.RAFT_MIN_SIDE``; a test keeps the two equal)."""
+REPAIR_MODES = ("full", "defects")
+"""How much of the network's output a restore keeps (``engine.repair``)."""
+TONE_GUARDS = ("off", "keep", "deflicker")
+"""What the tone guard holds (``engine.tone``): nothing, the input's tone, or the input's tone
+smoothed in time."""
 FLOW_MAX_PIXELS_LIMIT = 1 << 26
 """The largest ``flow_max_pixels``: 8192 × 8192 (0 on the command line: full size)."""
 
@@ -57,6 +65,17 @@ class RestoreOptions:
         keep_motion: also return per-frame motion vectors of the first pass.
         fixed_window: never shorten the window to fit ``memory_budget``; fail instead (farm
             tasks: their chunks were planned for this window).
+        cuts: find cuts and one-frame flashes and restore each shot on its own: no window,
+            flow, mask or propagation crosses them (``engine.cuts``).
+        tone_guard: after the network, hold the input's large-area tone: "keep" undoes the
+            network's tone change (smoothed over a few frames, so flicker it removed stays
+            removed), "deflicker" matches the input's tone smoothed in time (also evens out
+            flicker the network left), "off" leaves the network's output as it is
+            (``engine.tone``).
+        repair_mode: "full" (the restored picture everywhere) or "defects" (only where the
+            damage mask finds defects, feathered; every other pixel is the input's)
+            (``engine.repair``).
+        repair_strength: the repair mixed with the input: 0 gives the input, 1 the repair.
 
     The ranges each accepts are in the fields' descriptions (:data:`OPTIONS`).
     """
@@ -97,7 +116,7 @@ class RestoreOptions:
         int,
         1 << 20,
         "estimate flow on frames downscaled to about this many pixels (0: full size)",
-        minimum=RAFT_MIN_SIDE**2,
+        minimum=FLOW_MIN_SIDE**2,
         maximum=FLOW_MAX_PIXELS_LIMIT,
         zero_unsets=True,
         served=True,
@@ -132,7 +151,7 @@ class RestoreOptions:
         str,
         "fp32",
         "arithmetic precision: bf16 needs CUDA or a CPU with AVX-512, fp16 needs CUDA",
-        choices=tuple(PRECISIONS),
+        choices=PRECISIONS,
         served=True,
     )
     quantize_between_passes: bool = _option(
@@ -146,6 +165,39 @@ class RestoreOptions:
         False,
         "never shorten the window to fit the memory budget; fail instead (farm tasks, whose "
         "chunks were planned for the window)",
+    )
+
+    cuts: bool = _option(
+        bool,
+        True,
+        "find cuts and one-frame flashes and restore each shot on its own (nothing is aligned "
+        "or propagated across them)",
+        served=True,
+    )
+    tone_guard: str = _option(
+        str,
+        "deflicker",
+        "after the network, hold the input's large-area tone: keep (undo any re-grade, flicker "
+        "the network removed stays removed), deflicker (the input's tone smoothed over a few "
+        "frames: also evens out flicker), off (the network's output as it is)",
+        choices=TONE_GUARDS,
+        served=True,
+    )
+    repair_mode: str = _option(
+        str,
+        "full",
+        "full (the restored picture everywhere) or defects (only where the damage mask finds "
+        "dust and blotches, feathered: grain and detail elsewhere stay as they are)",
+        choices=REPAIR_MODES,
+        served=True,
+    )
+    repair_strength: float = _option(
+        float,
+        1.0,
+        "the repair mixed with the input (0: the input, 1: the repair)",
+        minimum=0,
+        maximum=1,
+        served=True,
     )
 
     @property
