@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+import torch
 
-from rrtn_plugin.engine import RestoreOptions
+from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
 from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.restore import JobSettings, restore_sequence
-from rrtn_plugin.model import RRTNConfig
+from rrtn_plugin.model import RRTN, RRTNConfig
 from rrtn_plugin.weights import load_bundled
 
 
@@ -29,6 +30,30 @@ def network_options(**values: Any) -> RestoreOptions:
     defaults, full at strength 1, leave the network's output as it is). For tests of the
     network and its scheduling, which compare outputs with the network's own."""
     return RestoreOptions(cuts=False, tone_guard="off", **values)
+
+
+def session_for(
+    model: RRTN,
+    clip: torch.Tensor,
+    *,
+    options: RestoreOptions,
+    cache: WorkCache | None = None,
+    first_frame: int = 1001,
+) -> ClipSession:
+    """A session holding every frame of the (T, H, W) ``clip``, numbered from ``first_frame``,
+    with a cache of its own unless given one."""
+    session = ClipSession(
+        first_frame=first_frame,
+        num_frames=clip.shape[0],
+        height=clip.shape[1],
+        width=clip.shape[2],
+        first=model,
+        options=options,
+        cache=cache or WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
+    )
+    for t, frame in enumerate(clip):
+        session.put_frame(first_frame + t, frame)
+    return session
 
 
 def exr_sequence(

@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "rrtn_plugin"
 
 LAYERS: list[set[str]] = [
-    {"errors", "atomic"},
+    {"errors", "atomic", "lazy"},
     {"progress", "options"},
     {"model"},
     {"weights", "engine"},

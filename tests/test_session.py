@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from helpers import network_options
+from helpers import network_options, session_for
 
-from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
+from rrtn_plugin.engine import ClipSession, WorkCache
 from rrtn_plugin.engine.keys import model_key
 from rrtn_plugin.engine.memory import window_fits
 from rrtn_plugin.errors import ErrorKind, RRTNError
@@ -17,29 +17,6 @@ from rrtn_plugin.model import RRTN
 from rrtn_plugin.synth.samples import panning_clip
 
 OPTIONS = network_options(window=6, overlap=3, max_passes=1, device="cpu")
-
-
-def session_for(
-    model: RRTN,
-    clip: torch.Tensor,
-    *,
-    options: RestoreOptions = OPTIONS,
-    cache: WorkCache | None = None,
-    first_frame: int = 1001,
-) -> ClipSession:
-    cache = cache or WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
-    session = ClipSession(
-        first_frame=first_frame,
-        num_frames=clip.shape[0],
-        height=clip.shape[1],
-        width=clip.shape[2],
-        first=model,
-        options=options,
-        cache=cache,
-    )
-    for t, frame in enumerate(clip):
-        session.put_frame(first_frame + t, frame)
-    return session
 
 
 def test_session_matches_the_network_run_on_the_whole_clip(small_model: RRTN) -> None:
@@ -57,7 +34,7 @@ def test_session_matches_the_network_run_on_the_whole_clip(small_model: RRTN) ->
 
 
 def test_asking_again_recomputes_nothing(small_model: RRTN) -> None:
-    session = session_for(small_model, panning_clip(12, 128, 128, seed=4))
+    session = session_for(small_model, panning_clip(12, 128, 128, seed=4), options=OPTIONS)
     first = session.restore(range(1003, 1009))
     again = session.restore(range(1003, 1009))
     assert first.windows_computed > 0
@@ -68,7 +45,7 @@ def test_asking_again_recomputes_nothing(small_model: RRTN) -> None:
 
 
 def test_widening_computes_only_the_new_windows(small_model: RRTN) -> None:
-    session = session_for(small_model, panning_clip(15, 128, 128, seed=4))
+    session = session_for(small_model, panning_clip(15, 128, 128, seed=4), options=OPTIONS)
     # windows on the grid: (1001,1005) (1002,1008) (1005,1011) (1008,1014) (1011,1016)
     assert session.restore([1005]).windows_computed == 2
     wider = session.restore(range(1005, 1012))
@@ -77,7 +54,7 @@ def test_widening_computes_only_the_new_windows(small_model: RRTN) -> None:
 
 def test_a_changed_frame_invalidates_exactly_its_windows(small_model: RRTN) -> None:
     clip = panning_clip(15, 128, 128, seed=4)
-    session = session_for(small_model, clip)
+    session = session_for(small_model, clip, options=OPTIONS)
     before = session.restore(range(1001, 1016))
     assert not session.put_frame(1003, clip[2].clone())  # same content: nothing changes
     assert session.put_frame(1003, (clip[2] * 0.9).contiguous())
@@ -121,8 +98,8 @@ def test_recursion_needs_a_window_more_per_pass(small_model: RRTN) -> None:
 def test_sessions_share_a_cache(small_model: RRTN) -> None:
     cache = WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
     clip = panning_clip(12, 128, 128, seed=4)
-    a = session_for(small_model, clip, cache=cache)
-    b = session_for(small_model, clip, cache=cache)
+    a = session_for(small_model, clip, cache=cache, options=OPTIONS)
+    b = session_for(small_model, clip, cache=cache, options=OPTIONS)
     a.restore(range(1001, 1013))
     shared = b.restore(range(1001, 1013))
     assert shared.windows_computed == 0
@@ -148,12 +125,12 @@ def test_cache_keys_name_the_weights_not_the_model_object(small_model: RRTN) -> 
     twin = copy.deepcopy(small_model)  # another object with equal weights: the same keys
     assert twin is not small_model
     assert model_key(twin) == model_key(small_model)
-    first = session_for(small_model, clip, cache=cache).restore(frames)
-    shared = session_for(twin, clip, cache=cache).restore(frames)
+    first = session_for(small_model, clip, cache=cache, options=OPTIONS).restore(frames)
+    shared = session_for(twin, clip, cache=cache, options=OPTIONS).restore(frames)
     assert (shared.windows_computed, shared.windows_cached, shared.flow_pairs) == (0, 1, [0])
     other = perturbed(small_model, seed=1)  # other weights: none of the work
     assert model_key(other) != model_key(small_model)
-    fresh = session_for(other, clip, cache=cache).restore(frames)
+    fresh = session_for(other, clip, cache=cache, options=OPTIONS).restore(frames)
     assert (fresh.windows_computed, fresh.windows_cached) == (1, 0)
     assert fresh.flow_pairs == first.flow_pairs
     assert not torch.equal(fresh.frames[1001], first.frames[1001])
@@ -165,14 +142,14 @@ def test_a_replaced_model_at_a_reused_id_finds_no_stale_work(small_model: RRTN) 
     frames = range(1001, 1005)
     model = perturbed(small_model, seed=2)
     address = id(model)
-    session_for(model, clip, cache=cache).restore(frames)
+    session_for(model, clip, cache=cache, options=OPTIONS).restore(frames)
     # The same object, so the same id(), given other weights: what a freed model's id taken
     # by a new one would look like to keys made of id().
     model.load_state_dict(perturbed(small_model, seed=3).state_dict())
     assert id(model) == address
-    replaced = session_for(model, clip, cache=cache).restore(frames)
+    replaced = session_for(model, clip, cache=cache, options=OPTIONS).restore(frames)
     assert (replaced.windows_computed, replaced.windows_cached) == (1, 0)
-    alone = session_for(model, clip).restore(frames)  # a cache of its own
+    alone = session_for(model, clip, options=OPTIONS).restore(frames)  # a cache of its own
     for f in frames:
         assert torch.equal(replaced.frames[f], alone.frames[f])
 
@@ -196,7 +173,7 @@ def test_cache_evicts_least_recently_used_device_to_host_to_nothing() -> None:
 
 
 def test_bad_frames_are_named(small_model: RRTN) -> None:
-    session = session_for(small_model, panning_clip(4, 128, 128))
+    session = session_for(small_model, panning_clip(4, 128, 128), options=OPTIONS)
     with pytest.raises(RRTNError, match="frame 1010 is outside the session's clip 1001-1004"):
         session.put_frame(1010, torch.zeros(128, 128))
     with pytest.raises(RRTNError, match="frame 1002 is"):

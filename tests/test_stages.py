@@ -11,7 +11,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import torch
-from helpers import network_options
+from helpers import network_options, session_for
 
 from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
 from rrtn_plugin.engine.repair import damage_mask, feathered
@@ -22,10 +22,6 @@ from rrtn_plugin.synth.footage import camera_clip, load_still
 from rrtn_plugin.weights import load_bundled
 
 STAGED = RestoreOptions(window=6, overlap=3, max_passes=1, device="cpu")
-
-
-def cache() -> WorkCache:
-    return WorkCache(device=torch.device("cpu"), device_budget=1 << 30)
 
 
 def filmed(still: str, seed: int, frames: int = 8) -> torch.Tensor:
@@ -40,35 +36,14 @@ def restored(
     model: RRTN, clip: torch.Tensor, options: RestoreOptions, *, first_frame: int = 1001
 ) -> dict[int, torch.Tensor]:
     """Every frame of ``clip`` restored by one session numbered from ``first_frame``."""
-    session = ClipSession(
-        first_frame=first_frame,
-        num_frames=clip.shape[0],
-        height=clip.shape[1],
-        width=clip.shape[2],
-        first=model,
-        options=options,
-        cache=cache(),
-    )
-    numbers = range(first_frame, first_frame + clip.shape[0])
-    for number, frame in zip(numbers, clip, strict=True):
-        session.put_frame(number, frame)
-    return session.restore(numbers).frames
+    session = session_for(model, clip, options=options, first_frame=first_frame)
+    return session.restore(range(first_frame, first_frame + clip.shape[0])).frames
 
 
 def test_each_shot_of_a_joined_clip_is_restored_as_if_alone(small_model: RRTN) -> None:
     a, b = filmed("camera", 1), filmed("astronaut", 2)
     joined = torch.cat([a, b])
-    session = ClipSession(
-        first_frame=1001,
-        num_frames=16,
-        height=96,
-        width=128,
-        first=small_model,
-        options=STAGED,
-        cache=cache(),
-    )
-    for number, frame in zip(range(1001, 1017), joined, strict=True):
-        session.put_frame(number, frame)
+    session = session_for(small_model, joined, options=STAGED)
     assert session.shots(range(1001, 1017)) == [(0, 8), (8, 16)]
     assert session.shots([1003]) == [(0, 8)]
     # no window of either shot crosses the cut
@@ -110,7 +85,7 @@ def test_a_part_of_a_clip_is_restored_as_in_the_whole(small_model: RRTN) -> None
         width=128,
         first=small_model,
         options=STAGED,
-        cache=cache(),
+        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
     )
     wanted = [1011, 1012, 1013]
     needed = session.needed_frames(wanted)
@@ -160,18 +135,7 @@ def test_defects_mode_leaves_every_unmasked_pixel_as_given() -> None:
     clip = filmed("camera", 6)
     clip[3, 40:46, 60:66] = 1.0  # a blotch on one frame
     options = replace(STAGED, repair_mode="defects")
-    session = ClipSession(
-        first_frame=1001,
-        num_frames=8,
-        height=96,
-        width=128,
-        first=model,
-        options=options,
-        cache=cache(),
-    )
-    for number, frame in zip(range(1001, 1009), clip, strict=True):
-        session.put_frame(number, frame)
-    result = session.restore(range(1001, 1009))
+    result = session_for(model, clip, options=options).restore(range(1001, 1009))
     out = torch.stack([result.frames[n] for n in range(1001, 1009)])
     weight = feathered(damage_mask(torch.stack([result.masks[n] for n in range(1001, 1009)])))
     untouched = weight == 0

@@ -30,28 +30,23 @@ if TYPE_CHECKING:
     )
     from rrtn_plugin.color.transform import Converter
 else:
-    import importlib
+    from rrtn_plugin.lazy import lazy_names
 
-    _LAZY = {
-        "WORKING_SPACE": "config",
-        "load_config": "config",
-        "resolve_colorspace": "config",
-        "working_colorspace": "config",
-        "LUMA_WEIGHTS": "frames",
-        "FrameColor": "frames",
-        "apply_change": "frames",
-        "fill_nonfinite": "frames",
-        "network_input": "frames",
-        "Converter": "transform",
-    }
-    """The names loaded on first use, and the module each comes from."""
-
-    def __getattr__(name: str) -> object:
-        if name not in _LAZY:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_names(
+        __name__,
+        {
+            "WORKING_SPACE": "config",
+            "load_config": "config",
+            "resolve_colorspace": "config",
+            "working_colorspace": "config",
+            "LUMA_WEIGHTS": "frames",
+            "FrameColor": "frames",
+            "apply_change": "frames",
+            "fill_nonfinite": "frames",
+            "network_input": "frames",
+            "Converter": "transform",
+        },
+    )
 
 
 __all__ = [

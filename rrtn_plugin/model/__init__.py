@@ -28,30 +28,25 @@ if TYPE_CHECKING:
         residual_indicator,
     )
 else:
-    import importlib
+    from rrtn_plugin.lazy import lazy_names
 
-    _LAZY = {
-        "convert_official_state_dict": "checkpoint",
-        "infer_config": "checkpoint",
-        "load_rrtn": "checkpoint",
-        "read_metadata": "checkpoint",
-        "save_rrtn": "checkpoint",
-        "Kernels": "kernels",
-        "BRANCHES": "rrtn",
-        "RRTN": "rrtn",
-        "RRTNConfig": "rrtn",
-        "build_identity_rrtn": "rrtn",
-        "build_rrtn": "rrtn",
-        "residual_indicator": "rrtn",
-    }
-    """The names loaded on first use, and the module each comes from."""
-
-    def __getattr__(name: str) -> object:
-        if name not in _LAZY:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_names(
+        __name__,
+        {
+            "convert_official_state_dict": "checkpoint",
+            "infer_config": "checkpoint",
+            "load_rrtn": "checkpoint",
+            "read_metadata": "checkpoint",
+            "save_rrtn": "checkpoint",
+            "Kernels": "kernels",
+            "BRANCHES": "rrtn",
+            "RRTN": "rrtn",
+            "RRTNConfig": "rrtn",
+            "build_identity_rrtn": "rrtn",
+            "build_rrtn": "rrtn",
+            "residual_indicator": "rrtn",
+        },
+    )
 
 
 __all__ = [
