@@ -67,11 +67,10 @@ class RestoreOptions:
             tasks: their chunks were planned for this window).
         cuts: find cuts and one-frame flashes and restore each shot on its own: no window,
             flow, mask or propagation crosses them (``engine.cuts``).
-        tone_guard: after the network, hold the input's large-area tone: "keep" undoes the
-            network's tone change (smoothed over a few frames, so flicker it removed stays
-            removed), "deflicker" matches the input's tone smoothed in time (also evens out
-            flicker the network left), "off" leaves the network's output as it is
-            (``engine.tone``).
+        tone_guard: after the network, hold the input's large-area tone: "keep" gives every
+            frame the input's own tone (as shot, flicker included), "deflicker" does that and
+            then evens out each frame's overall level over a few frames (flicker removed, the
+            clip's level kept), "off" leaves the network's output as it is (``engine.tone``).
         repair_mode: "full" (the restored picture everywhere) or "defects" (only where the
             damage mask finds defects, feathered; every other pixel is the input's)
             (``engine.repair``).
@@ -177,9 +176,9 @@ class RestoreOptions:
     tone_guard: str = _option(
         str,
         "deflicker",
-        "after the network, hold the input's large-area tone: keep (undo any re-grade, flicker "
-        "the network removed stays removed), deflicker (the input's tone smoothed over a few "
-        "frames: also evens out flicker), off (the network's output as it is)",
+        "after the network, hold the input's large-area tone: keep (each frame's tone as shot, "
+        "flicker included), deflicker (as shot, with each frame's overall level evened out over "
+        "a few frames: flicker removed), off (the network's output as it is)",
         choices=TONE_GUARDS,
         served=True,
     )

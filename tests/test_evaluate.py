@@ -31,6 +31,7 @@ from rrtn_plugin.training.evaluate import (
     MethodOutput,
     evaluate,
     evaluate_real_film,
+    fast_pixels,
     format_real_film,
     format_table,
     held_out_clips,
@@ -44,7 +45,16 @@ from rrtn_plugin.training.evaluate import (
     temporal_median,
     write_strip,
 )
-from rrtn_plugin.training.quality import clip_motion, mask_scores, psnr, ssim, warp_error
+from rrtn_plugin.training.quality import (
+    clip_motion,
+    frame_level_spread,
+    level_matched_psnr,
+    mask_scores,
+    masked_psnr,
+    psnr,
+    ssim,
+    warp_error,
+)
 
 
 def test_psnr_and_ssim_known_values() -> None:
@@ -58,6 +68,43 @@ def test_psnr_and_ssim_known_values() -> None:
     assert 0.5 < ssim(clean * 0.5, clean) < 0.95
     with pytest.raises(ValueError, match="one shape"):
         psnr(clean, clean[:2])
+
+
+def test_level_matched_psnr_leaves_out_each_frames_level_only() -> None:
+    clean = panning_clip(4, 32, 32, specks=0).clamp(0.1, 0.9)
+    flicker = torch.tensor([0.05, -0.03, 0.01, 0.02]).view(4, 1, 1)
+    assert level_matched_psnr(clean + flicker, clean) > 100  # float rounding only
+    assert psnr(clean + flicker, clean) < 33
+    assert frame_level_spread(clean + flicker) == pytest.approx(
+        float((clean + flicker).mean(dim=(1, 2)).std(unbiased=False)), rel=1e-6
+    )
+    assert frame_level_spread(clean.mean(0).expand(4, 32, 32)) == pytest.approx(0, abs=1e-9)
+    # everything but the level still counts: grain and a speck, with or without flicker
+    noisy = clean + 0.01 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    specked = noisy.clone()
+    specked[2, 5:8, 5:8] *= 0.3
+    assert level_matched_psnr(specked + flicker, clean) == pytest.approx(
+        level_matched_psnr(specked, clean), abs=1e-4
+    )
+    assert level_matched_psnr(noisy, clean) == pytest.approx(40.0, abs=0.3)
+    assert level_matched_psnr(specked, clean) < level_matched_psnr(noisy, clean) - 1
+
+
+def test_masked_psnr_scores_only_the_chosen_pixels_and_fast_pixels_choose_them() -> None:
+    clean = torch.full((3, 4, 4), 0.5)
+    result = clean.clone()
+    result[0, 0, 0] = 0.6  # off by 0.1 where chosen
+    result[1] = 0.0  # far off where not
+    chosen = torch.zeros(3, 4, 4, dtype=torch.bool)
+    chosen[0, :2] = True  # 8 pixels, one of them off by 0.1
+    assert masked_psnr(result, clean, chosen) == pytest.approx(-10 * math.log10(0.01 / 8))
+    assert math.isnan(masked_psnr(result, clean, torch.zeros_like(chosen)))
+    motion = torch.zeros(2, 2, 4, 4)
+    motion[0, 0, 1, 1] = 5.0  # x
+    motion[1, :, 2, 2] = 3.0  # 4.24 px/frame diagonally
+    motion[1, 1, 3, 3] = 4.0  # exactly the threshold: not faster
+    fast = fast_pixels(motion, (3, 4, 4))
+    assert fast.nonzero().tolist() == [[0, 1, 1], [1, 2, 2]]
 
 
 def test_warp_error_follows_the_motion_of_the_clean_clip() -> None:
@@ -257,6 +304,19 @@ def test_real_film_scores_tables_and_strip(film_folder: Path, tmp_path: Path) ->
     table = format_real_film(cases, scores, baseline="damaged input")
     lines = table.splitlines()
     assert lines[0] == "| clip | damaged input | darker |"
+    # the level-matched table: the darker copy of the input loses nothing there
+    spread = frame_level_spread(damaged.reference)
+    matched = next(line for line in lines if "reference's flicker" in line)
+    assert matched == "| clip | reference's flicker | damaged input | darker |"
+    assert scores[damaged.name]["darker"].psnr_level == pytest.approx(
+        scores[damaged.name]["damaged input"].psnr_level, abs=0.5
+    )
+    assert f"| {damaged.name} | {spread:.4f} |" in table
+    assert "| clip | pixels > 4 px/frame | damaged input | darker |" in lines
+    share = scores[damaged.name]["darker"].fast_share
+    assert 0 <= share < 1
+    assert share == scores[damaged.name]["damaged input"].fast_share
+    assert f"| {damaged.name} | {100 * share:.0f} % |" in table
     assert any(line.startswith(f"| {damaged.name} |") for line in lines)
     assert f"| {none.name} | darker | -0.05" in table
     path = write_strip(tmp_path / "strip.png", damaged, scores[damaged.name], scale=2)

@@ -30,10 +30,10 @@ CHOICE_HELP = {
     "defects": "only the dust and blotches the damage mask finds, feathered; every other pixel "
     "stays the plate's, bit for bit, so grain and detail are untouched: for light damage on a "
     "plate whose texture must stay",
-    "deflicker": "hold the plate's tone smoothed over a few frames, which also evens out "
-    "flicker: for most film",
-    "keep": "hold the plate's own tone, undoing any re-grade by the network (flicker it "
-    "removed stays removed): when light changes within a shot are meant, such as a lamp "
+    "deflicker": "hold the plate's tone in every frame and even out each frame's overall "
+    "level over a few frames, which removes flicker: for most film",
+    "keep": "hold the plate's own tone in every frame, flicker included, undoing any "
+    "re-grade by the network: when light changes within a shot are meant, such as a lamp "
     "switched on",
     "off": "the network's output as it is, which may shift the tone: when you grade "
     "afterwards anyway, or to see what the network alone does",

@@ -50,8 +50,11 @@ from rrtn_plugin.synth.footage import HELD_OUT_STILLS, camera_clip, load_still
 from rrtn_plugin.training.quality import (
     MaskScores,
     clip_motion,
+    frame_level_spread,
     inside_frame,
+    level_matched_psnr,
     mask_scores,
+    masked_psnr,
     psnr,
     ssim,
     warp_error,
@@ -59,6 +62,10 @@ from rrtn_plugin.training.quality import (
 
 CHANGED = 0.1
 """A method "repaired" a pixel when it changed it by more than this (display-referred units)."""
+FAST_MOTION = 4.0
+"""Pixels moving faster than this (px/frame, along the reference's motion to the next frame)
+are scored on their own in the real-film evaluation: where alignment fails, a recurrent
+restorer ghosts."""
 
 
 @dataclass
@@ -464,16 +471,33 @@ class FilmScore:
 
     Attributes:
         psnr: dB against the reference.
+        psnr_level: dB against the reference with each frame's level matched first
+            (:func:`~rrtn_plugin.training.quality.level_matched_psnr`): removing the film's
+            own flicker is not counted against the method.
+        psnr_fast: dB over the pixels moving faster than :data:`FAST_MOTION` (:func:`fast_pixels`).
+        fast_share: the share of the case's pixels that are (the same for every method).
         tone_shift, median_shift: mean and median of the output minus those of the input.
         warp_error: of the output along the reference's motion (:func:`warp_error`).
         frames: the output (kept for strips).
     """
 
     psnr: float
+    psnr_level: float
+    psnr_fast: float
+    fast_share: float
     tone_shift: float
     median_shift: float
     warp_error: float
     frames: torch.Tensor
+
+
+def fast_pixels(motion: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """(T, H, W) bool: pixels of frames 0…T−2 moving faster than :data:`FAST_MOTION` along
+    ``motion`` ((T−1, 2, H, W), :func:`~rrtn_plugin.training.quality.clip_motion`); none in the
+    last frame, whose motion is not known."""
+    fast = torch.zeros(shape, dtype=torch.bool)
+    fast[:-1] = motion.norm(dim=1) > FAST_MOTION
+    return fast
 
 
 def evaluate_real_film(
@@ -483,11 +507,15 @@ def evaluate_real_film(
     scores: dict[str, dict[str, FilmScore]] = {}
     for case in cases:
         motion = clip_motion(case.reference) if case.reference.shape[0] > 1 else None
+        fast = fast_pixels(motion, case.reference.shape) if motion is not None else None
         row = {}
         for name, method in methods.items():
             out = method(case.damaged).frames.clamp(0, 1)
             row[name] = FilmScore(
                 psnr=psnr(out, case.reference),
+                psnr_level=level_matched_psnr(out, case.reference),
+                psnr_fast=masked_psnr(out, case.reference, fast) if fast is not None else math.nan,
+                fast_share=float(fast.float().mean()) if fast is not None else math.nan,
                 tone_shift=float(out.mean() - case.damaged.mean()),
                 median_shift=float(out.median() - case.damaged.median()),
                 warp_error=warp_error(out, motion) if motion is not None else math.nan,
@@ -504,24 +532,43 @@ def format_real_film(
 
     First, PSNR in dB per damaged case (smooth shots, cut, flash): the first method's (the
     damaged input) as is, every other method's with its gain over the first and over the
-    method named ``baseline`` (the temporal median). Then, per no-damage case and method, the
-    mean and median shift of the output from the input and its warp error."""
+    method named ``baseline`` (the temporal median). Then the same with each frame's level
+    matched (``psnr_level``), beside the reference's own flicker (smooth shots); then over
+    the fast-moving pixels only (``psnr_fast``), beside their share. Then, per no-damage case
+    and method, the mean and median shift of the output from the input and its warp error."""
     methods = list(next(iter(scores.values())))
-    lines = [
-        "| clip | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
-    ]
     damaged = [c for c in cases if c.kind != "none"]
-    for case in damaged:
-        row = scores[case.name]
-        first = row[methods[0]].psnr
-        cells = [f"{row[methods[0]].psnr:.2f}"]
-        for m in methods[1:]:
-            cells.append(
-                f"{row[m].psnr:.2f} ({row[m].psnr - first:+.2f} / "
-                f"{row[m].psnr - row[baseline].psnr:+.2f})"
-            )
-        lines.append(f"| {case.name} | " + " | ".join(cells) + " |")
+
+    def psnr_rows(
+        measure: Callable[[FilmScore], float],
+        extra: tuple[str, Callable[[FilmCase], str]] | None = None,
+    ) -> list[str]:
+        lines = [
+            "| clip |" + (f" {extra[0]} |" if extra else "") + " " + " | ".join(methods) + " |",
+            "|---|" + ("---:|" if extra else "") + "---:|" * len(methods),
+        ]
+        for case in damaged:
+            row = {m: measure(scores[case.name][m]) for m in methods}
+            first = row[methods[0]]
+            cells = [extra[1](case)] if extra else []
+            cells.append(f"{first:.2f}")
+            for m in methods[1:]:
+                cells.append(
+                    f"{row[m]:.2f} ({row[m] - first:+.2f} / {row[m] - row[baseline]:+.2f})"
+                )
+            lines.append(f"| {case.name} | " + " | ".join(cells) + " |")
+        return lines
+
+    def flicker(case: FilmCase) -> str:  # a cut or a flash changes the level by design
+        return f"{frame_level_spread(case.reference):.4f}" if case.kind == "damaged" else "–"
+
+    def fast_share(case: FilmCase) -> str:
+        return f"{100 * scores[case.name][methods[0]].fast_share:.0f} %"
+
+    fast = (f"pixels > {FAST_MOTION:g} px/frame", fast_share)
+    lines = psnr_rows(lambda s: s.psnr)
+    lines += ["", *psnr_rows(lambda s: s.psnr_level, ("reference's flicker", flicker))]
+    lines += ["", *psnr_rows(lambda s: s.psnr_fast, fast)]
     lines += [
         "",
         "| clip, no damage | method | mean shift | median shift | warp error ×100 |",

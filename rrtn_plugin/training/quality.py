@@ -3,6 +3,10 @@
 All clips are (T, H, W) float32 display-referred luminance in [0, 1].
 
 - :func:`psnr` and :func:`ssim` (Gaussian-window SSIM of Wang et al. 2004), per frame, averaged;
+- :func:`level_matched_psnr`: PSNR with each frame's mean level first matched to the clean
+  frame's, so removing flicker that the clean clip itself has is not counted as an error;
+- :func:`frame_level_spread`: how much a clip's own frame levels flicker;
+- :func:`masked_psnr`: PSNR over chosen pixels only (e.g. the fast-moving ones);
 - :func:`warp_error`: temporal flicker, the mean absolute difference between each frame and the
   next frame motion-compensated onto it, with motion taken from the clean clip;
 - :func:`mask_scores`: precision and recall of a detected damage mask against the true one.
@@ -33,6 +37,41 @@ def psnr(result: torch.Tensor, clean: torch.Tensor) -> float:
     mse = ((result.clamp(0, 1).double() - clean.clamp(0, 1).double()) ** 2).flatten(1).mean(1)
     per_frame = [math.inf if m == 0 else -10 * math.log10(float(m)) for m in mse]
     return sum(per_frame) / len(per_frame)
+
+
+def level_matched_psnr(result: torch.Tensor, clean: torch.Tensor) -> float:
+    """:func:`psnr` after shifting each result frame by its mean difference from the clean one.
+
+    On real film the "clean" reference is the film as it survives, with its own flicker; a
+    restorer is meant to remove flicker, which plain PSNR counts against it. This measure leaves
+    out each frame's overall level and keeps everything else (dust, scratches, grain, detail,
+    local tone).
+    """
+    _check_pair(result, clean)
+    r = result.clamp(0, 1).double()
+    c = clean.clamp(0, 1).double()
+    shifted = r - (r - c).mean(dim=(1, 2), keepdim=True)
+    return psnr(shifted, c)
+
+
+def masked_psnr(result: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR in dB of the pixels where (T, H, W) bool ``mask`` is set, as one group (NaN when
+    none is set; values clamped to [0, 1], peak 1)."""
+    _check_pair(result, clean)
+    if mask.shape != result.shape:
+        raise ValueError(f"mask must be {tuple(result.shape)}, got {tuple(mask.shape)}")
+    if not bool(mask.any()):
+        return math.nan
+    diff = result.clamp(0, 1).double() - clean.clamp(0, 1).double()
+    mse = float((diff[mask] ** 2).mean())
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
+def frame_level_spread(clip: torch.Tensor) -> float:
+    """Standard deviation over frames of each (T, H, W) frame's mean: a clip's own flicker."""
+    if clip.ndim != 3:
+        raise ValueError(f"expected a (T, H, W) clip, got {tuple(clip.shape)}")
+    return float(clip.double().mean(dim=(1, 2)).std(unbiased=False))
 
 
 def ssim(result: torch.Tensor, clean: torch.Tensor, *, sigma: float = 1.5) -> float:
