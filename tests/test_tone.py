@@ -118,6 +118,19 @@ def test_a_repaired_blotch_is_not_put_back() -> None:
     assert float((guarded - clean).abs().max()) < 0.01
 
 
+def test_deflicker_keeps_a_fade_to_black_and_still_evens_flicker_on_it() -> None:
+    frames = clip()
+    inp = frames * torch.linspace(1.0, 0.1, frames.shape[0]).view(-1, 1, 1)  # a fade-out
+    levels = inp.flatten(1).mean(1)
+    deflicker = ToneGuard(deflicker=True)
+    faded = guard_tone(inp, inp, guard=deflicker)
+    assert float((faded.flatten(1).mean(1) - levels).abs().max()) < 0.003  # ends included
+    offsets = 0.04 * torch.tensor([1, -1, 1, 1, -1, -1, 1, -1, 1, -1], dtype=torch.float32)
+    evened = guard_tone(inp + offsets.view(-1, 1, 1), inp, guard=deflicker)
+    left = evened.flatten(1).mean(1) - levels
+    assert float(left.std()) < 0.35 * float(offsets.std())
+
+
 def test_levelling_never_crosses_a_shot_boundary() -> None:
     dark, bright = 0.2 + 0.1 * clip()[:5], 0.6 + 0.1 * clip()[5:]
     inp = torch.cat([dark, bright])
