@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from platform import machine
 from typing import Any
@@ -39,9 +40,10 @@ def session_for(
     options: RestoreOptions,
     cache: WorkCache | None = None,
     first_frame: int = 1001,
+    given: Iterable[int] | None = None,
 ) -> ClipSession:
-    """A session holding every frame of the (T, H, W) ``clip``, numbered from ``first_frame``,
-    with a cache of its own unless given one."""
+    """A session for the (T, H, W) ``clip``, numbered from ``first_frame``, holding the frames
+    numbered in ``given`` (None: every frame), with a cache of its own unless given one."""
     session = ClipSession(
         first_frame=first_frame,
         num_frames=clip.shape[0],
@@ -51,8 +53,9 @@ def session_for(
         options=options,
         cache=cache or WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
     )
-    for t, frame in enumerate(clip):
-        session.put_frame(first_frame + t, frame)
+    numbers = range(first_frame, first_frame + clip.shape[0]) if given is None else given
+    for number in numbers:
+        session.put_frame(number, clip[number - first_frame])
     return session
 
 

@@ -75,17 +75,7 @@ def test_recursion_needs_a_window_more_per_pass(small_model: RRTN) -> None:
     # Pass 2 of frame 20 runs windows (15,21) and (18,24): frames 15-23 and mask neighbours
     # 14 and 24, whose pass-1 outputs come from windows (9,15) ... (24,30), neighbours 8, 30.
     assert session.needed_frames([20]) == list(range(8, 31))
-    fresh = ClipSession(
-        first_frame=0,
-        num_frames=40,
-        height=128,
-        width=128,
-        first=small_model,
-        options=options,
-        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
-    )
-    for f in range(10, 29):
-        fresh.put_frame(f, clip[f])
+    fresh = session_for(small_model, clip, options=options, first_frame=0, given=range(10, 29))
     assert fresh.missing_frames([20]) == [8, 9, 29, 30]
     with pytest.raises(RRTNError, match="frames not given to the session: 8-9, 29-30") as info:
         fresh.restore([20])

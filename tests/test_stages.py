@@ -13,8 +13,9 @@ import pytest
 import torch
 from helpers import network_options, session_for
 
-from rrtn_plugin.engine import ClipSession, RestoreOptions, WorkCache
+from rrtn_plugin.engine import RestoreOptions
 from rrtn_plugin.engine.repair import damage_mask, feathered
+from rrtn_plugin.engine.windows import stage_reach
 from rrtn_plugin.frames.aovs import Aov
 from rrtn_plugin.frames.restore import JobSettings, restore_sequence
 from rrtn_plugin.model import RRTN
@@ -73,20 +74,14 @@ def test_a_flash_frame_is_restored_alone(small_model: RRTN) -> None:
     assert torch.equal(together[1004], before[1004])
 
 
-def test_a_part_of_a_clip_is_restored_as_in_the_whole(small_model: RRTN) -> None:
+@pytest.mark.parametrize("tone_guard", ["deflicker", "keep"])
+def test_a_part_of_a_clip_is_restored_as_in_the_whole(small_model: RRTN, tone_guard: str) -> None:
     """The stages and shot detection read only what ``needed_frames`` names: a request for a
     few frames, given just those, gives what a run over the whole clip gives."""
+    options = replace(STAGED, tone_guard=tone_guard)
     joined = torch.cat([filmed("camera", 1, frames=12), filmed("astronaut", 2, frames=12)])
-    whole = restored(small_model, joined, STAGED)
-    session = ClipSession(
-        first_frame=1001,
-        num_frames=24,
-        height=96,
-        width=128,
-        first=small_model,
-        options=STAGED,
-        cache=WorkCache(device=torch.device("cpu"), device_budget=1 << 30),
-    )
+    whole = restored(small_model, joined, options)
+    session = session_for(small_model, joined, options=options, given=())
     wanted = [1011, 1012, 1013]
     needed = session.needed_frames(wanted)
     assert needed[0] > 1001 or needed[-1] < 1024 or len(needed) == 24
@@ -95,6 +90,12 @@ def test_a_part_of_a_clip_is_restored_as_in_the_whole(small_model: RRTN) -> None
     part = session.restore(wanted).frames
     for number in wanted:
         assert torch.equal(part[number], whole[number])
+
+
+def test_only_deflicker_reads_frames_around_for_the_tone_guard() -> None:
+    reach = {g: stage_reach(replace(STAGED, tone_guard=g)) for g in ("deflicker", "keep", "off")}
+    assert reach == {"deflicker": (9, 35), "keep": (0, 35), "off": (0, 35)}
+    assert stage_reach(replace(STAGED, cuts=False, tone_guard="off")) == (0, 0)
 
 
 def regrading(model: RRTN, offset: float) -> RRTN:

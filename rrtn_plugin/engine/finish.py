@@ -15,6 +15,13 @@ from rrtn_plugin.engine.tone import ToneGuard, guard_tone
 from rrtn_plugin.options import RestoreOptions
 
 
+def tone_guard_of(options: RestoreOptions) -> ToneGuard | None:
+    """The tone guard ``options`` ask for (None: off)."""
+    if options.tone_guard == "off":
+        return None
+    return ToneGuard(deflicker=options.tone_guard == "deflicker")
+
+
 def stages_on(options: RestoreOptions) -> bool:
     """Whether any stage changes the network's output under ``options``."""
     return (
@@ -44,8 +51,8 @@ def finish(
         bit. With every stage off, ``restored`` itself.
     """
     out = restored
-    if options.tone_guard != "off":
-        guard = ToneGuard(deflicker=options.tone_guard == "deflicker")
+    guard = tone_guard_of(options)
+    if guard is not None:
         out = guard_tone(given, out, guard=guard)
     defects = options.repair_mode == "defects"
     return repair(

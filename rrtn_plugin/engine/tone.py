@@ -120,9 +120,15 @@ def guard_tone(
 
 
 def guard_reach(guard: ToneGuard) -> int:
-    """How many frames on each side of a frame the guard reads (the temporal smoothing's
-    Gaussian, cut at 3 sigma)."""
-    return max(1, math.ceil(3 * guard.sigma_frames)) if guard.sigma_frames > 0 else 0
+    """How many frames on each side of a frame the guard reads: with ``deflicker``, the level
+    smoothing's (:func:`time_reach`); none otherwise (the tone is matched frame by frame)."""
+    return time_reach(guard.sigma_frames) if guard.deflicker else 0
+
+
+def time_reach(sigma: float) -> int:
+    """How many frames on each side :func:`smooth_in_time` reads at ``sigma`` (its Gaussian,
+    cut at 3 sigma)."""
+    return max(1, math.ceil(3 * sigma)) if sigma > 0 else 0
 
 
 def block_side(height: int, width: int, blocks: int) -> int:
@@ -191,7 +197,7 @@ def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> to
     if sigma <= 0:
         return values.clone()
     out = torch.empty_like(values)
-    radius = guard_reach(ToneGuard(sigma_frames=sigma))
+    radius = time_reach(sigma)
     shape = (-1,) + (1,) * (values.ndim - 1)
     for start, stop in segments:
         for v in range(start, stop):

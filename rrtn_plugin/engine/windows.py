@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from rrtn_plugin.engine.cuts import shot_reach
-from rrtn_plugin.engine.tone import ToneGuard, guard_reach
+from rrtn_plugin.engine.finish import tone_guard_of
+from rrtn_plugin.engine.tone import guard_reach
 from rrtn_plugin.options import RestoreOptions
 
 Window = tuple[int, int]
@@ -144,8 +145,9 @@ def widen(frames: Iterable[int], by: int, clip: tuple[int, int]) -> set[int]:
 
 def stage_reach(options: RestoreOptions) -> tuple[int, int]:
     """(around, margin) of :func:`needed_frames` under ``options``: the tone guard's reach in
-    time (none when it is off) and shot detection's (none without ``cuts``)."""
-    around = guard_reach(ToneGuard()) if options.tone_guard != "off" else 0
+    time (none when it is off or ``keep``) and shot detection's (none without ``cuts``)."""
+    guard = tone_guard_of(options)
+    around = guard_reach(guard) if guard is not None else 0
     return around, shot_reach() if options.cuts else 0
 
 
