@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from rrtn_plugin.engine import tone
 from rrtn_plugin.engine.tone import ToneGuard, guard_tone, smooth_in_time, tone_grid
 from rrtn_plugin.errors import RRTNError
 from rrtn_plugin.synth.samples import panning_clip
@@ -151,7 +152,7 @@ def test_levelling_never_crosses_a_shot_boundary() -> None:
 
 
 def test_smooth_in_time_and_tone_grid() -> None:
-    values = torch.tensor([0.0, 0.0, 3.0, 0.0, 0.0]).view(5, 1)
+    values = torch.tensor([0.0, 0.0, 3.0, 0.0, 0.0])
     smoothed = smooth_in_time(values, 1.0, [(0, 5)])
     centre = 3 / (1 + 2 * math.exp(-0.5) + 2 * math.exp(-2.0))
     assert float(smoothed[2]) == pytest.approx(centre, rel=1e-5)
@@ -163,6 +164,24 @@ def test_smooth_in_time_and_tone_grid() -> None:
     assert grid.shape == (1, 8, 10)
     assert 0 < float(grid[0, 0, 0]) < 0.05 / 64
     assert float(grid[0, 0, -1]) == 1.0
+
+
+def test_smoothing_drops_a_slope_that_is_only_flicker(monkeypatch: pytest.MonkeyPatch) -> None:
+    def rms_error(doubt: float) -> float:
+        monkeypatch.setattr(tone, "SLOPE_DOUBT", doubt)
+        errors = []
+        for seed in range(20):  # a steady level with flicker of sd 0.02, 12 frames
+            g = torch.Generator().manual_seed(seed)
+            level = 0.3 + 0.02 * torch.randn(12, generator=g)
+            errors.append(float((smooth_in_time(level, 3.0, [(0, 12)]) - 0.3).pow(2).mean()))
+        return math.sqrt(sum(errors) / len(errors))
+
+    assert rms_error(tone.SLOPE_DOUBT) < 0.007 < 0.008 < rms_error(0.0)  # 0.0065 vs 0.0082
+    # a fade's slope stands far above its flicker and is kept: no end is held back
+    g = torch.Generator().manual_seed(0)
+    fade = torch.linspace(0.3, 0.02, 12)
+    smoothed = smooth_in_time(fade + 0.005 * torch.randn(12, generator=g), 3.0, [(0, 12)])
+    assert float((smoothed - fade).abs().max()) < 0.004
 
 
 def test_bad_arguments_are_refused() -> None:
