@@ -68,7 +68,7 @@ def test_bundled_model_meets_the_bar_on_real_film() -> None:
     """Issue 17's bar with the defaults users get, on ../shared's real films damaged by the
     evaluation-only degrader (draw 0 of each; the README's table has all three): a smooth shot
     gains MIN_GAIN_DB over the damaged input, a cut or a flash loses nothing, and an undamaged
-    shot keeps its level. About a minute on 2 cores."""
+    shot keeps its level. About 15 s on 2 cores."""
     folder = shared_clips_folder()
     if folder is None:
         pytest.skip("real-film clips not found (../shared/clips absent; set RRTN_SHARED)")

@@ -181,6 +181,11 @@ def upsample_grid(
     return up[:, 0, :h, :w]
 
 
+SLOPE_DOUBT = 4.0
+"""How many times its own variance a fitted slope's square must exceed to be kept whole (see
+:func:`smooth_in_time`)."""
+
+
 def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> torch.Tensor:
     """(T,) ``values`` smoothed over time: at each frame, a straight line fitted to the frames
     around it with Gaussian weights of ``sigma`` frames, its slope kept only as far as the
@@ -190,8 +195,9 @@ def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> to
     unchanged, also at the ends of a shot, where a mean's one-sided window would hold the
     level back (a 12-frame fade-out to black came back 0.08 too bright in its last frame that
     way). But a line's slope fitted to flicker alone is noise, and near a shot's ends, where
-    the window is one-sided, that noise is extrapolated: the value there scattered 1.2 times as
-    much as a mean's. So the slope ``b`` is shrunk by ``max(0, 1 − SLOPE_DOUBT · var(b) / b²)``
+    the window is one-sided, that noise is extrapolated (flicker of sd 0.02 on a steady 12-frame
+    level: the last frame's value scattered 1.7 times as much as a mean's, all frames 1.2).
+    So the slope ``b`` is shrunk by ``max(0, 1 − SLOPE_DOUBT · var(b) / b²)``
     (``var(b)`` from the fit's own residuals): a fade's slope, many standard errors from zero,
     stays whole; flicker's is dropped and the value is the weighted mean. Measured on 12-frame
     levels with flicker of sd 0.02: rms error 0.0091 (line) → 0.0072 (a mean: 0.0075) on a
@@ -214,11 +220,6 @@ def smooth_in_time(values: torch.Tensor, sigma: float, segments: Segments) -> to
             lo, hi = max(start, v - radius), min(stop, v + radius + 1)
             out[v] = _local_level(values[lo:hi].double(), lo - v, sigma)
     return out
-
-
-SLOPE_DOUBT = 4.0
-"""How many times its own variance a fitted slope's square must exceed to be kept whole (see
-:func:`smooth_in_time`)."""
 
 
 def _local_level(y: torch.Tensor, first: int, sigma: float) -> float:
