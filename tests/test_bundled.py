@@ -26,6 +26,13 @@ MAX_LEVEL_SHIFT = 0.01
 """How far the mean level of an undamaged shot may move (display-encoded units, 0-1)."""
 
 
+def assert_level_kept(out: torch.Tensor, clean: torch.Tensor, what: str = "") -> None:
+    """The restored shot's mean within MAX_LEVEL_SHIFT of the undamaged one's, its median pixel
+    within twice that."""
+    assert abs(float(out.mean() - clean.mean())) <= MAX_LEVEL_SHIFT, what
+    assert abs(float(out.median() - clean.median())) <= 2 * MAX_LEVEL_SHIFT, what
+
+
 def test_bundled_checkpoint_says_what_it_is() -> None:
     first, second = load_bundled()
     assert second is None
@@ -59,8 +66,7 @@ def test_bundled_model_does_not_regrade_an_undamaged_shot() -> None:
     first, _ = load_bundled()
     clean = held_out_clips(frames=6, per_still=1)[0].clean
     restored = restore_clip(clean, first=first, options=RestoreOptions(device="cpu", max_passes=1))
-    assert abs(float(restored.frames.mean() - clean.mean())) <= MAX_LEVEL_SHIFT
-    assert abs(float(restored.frames.median() - clean.median())) <= 2 * MAX_LEVEL_SHIFT
+    assert_level_kept(restored.frames, clean)
 
 
 @pytest.mark.slow
@@ -81,8 +87,7 @@ def test_bundled_model_meets_the_bar_on_real_film() -> None:
     for case in real_film_cases(folder, draws=1):
         out = restored(case.damaged)
         if case.kind == "none":
-            assert abs(float(out.mean() - case.reference.mean())) <= MAX_LEVEL_SHIFT, case.name
-            assert abs(float(out.median() - case.reference.median())) <= 2 * MAX_LEVEL_SHIFT
+            assert_level_kept(out, case.reference, case.name)
             continue
         gain = psnr(out.clamp(0, 1), case.reference) - psnr(case.damaged, case.reference)
         assert gain >= (MIN_GAIN_DB if case.kind == "damaged" else 0.0), (case.name, gain)

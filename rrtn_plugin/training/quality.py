@@ -31,11 +31,16 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         )
 
 
+def _decibels(mse: float) -> float:
+    """PSNR in dB of a mean squared error at peak 1 (inf for none)."""
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
 def psnr(result: torch.Tensor, clean: torch.Tensor) -> float:
     """Mean over frames of PSNR in dB (values clamped to [0, 1], peak 1)."""
     _check_pair(result, clean)
     mse = ((result.clamp(0, 1).double() - clean.clamp(0, 1).double()) ** 2).flatten(1).mean(1)
-    per_frame = [math.inf if m == 0 else -10 * math.log10(float(m)) for m in mse]
+    per_frame = [_decibels(float(m)) for m in mse]
     return sum(per_frame) / len(per_frame)
 
 
@@ -63,8 +68,7 @@ def masked_psnr(result: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -
     if not bool(mask.any()):
         return math.nan
     diff = result.clamp(0, 1).double() - clean.clamp(0, 1).double()
-    mse = float((diff[mask] ** 2).mean())
-    return math.inf if mse == 0 else -10 * math.log10(mse)
+    return _decibels(float((diff[mask] ** 2).mean()))
 
 
 def frame_level_spread(clip: torch.Tensor) -> float:
